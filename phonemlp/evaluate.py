@@ -1,0 +1,58 @@
+"""Running a model over a whole split: dev loss/accuracy and class probabilities."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from phonemlp.data.windows import WindowedSplit
+from phonemlp.runtime import autocast
+
+
+@torch.inference_mode()
+def logits_batches(
+    model: torch.nn.Module,
+    split: WindowedSplit,
+    batch_size: int,
+    precision: str,
+    desc: str | None = None,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+    """(float32 logits, labels) for every frame of `split` in order, batch by batch."""
+    model.eval()
+    device = split.padded.device
+    batches = split.batches(batch_size)
+    if desc:
+        batches = tqdm(
+            batches, total=split.num_batches(batch_size), desc=desc, unit="batch", leave=False
+        )
+    for windows, labels in batches:
+        with autocast(device, precision):
+            logits = model(windows)
+        yield logits.float(), labels
+
+
+def evaluate(
+    model: torch.nn.Module, split: WindowedSplit, batch_size: int, precision: str
+) -> tuple[float, float]:
+    """Mean cross-entropy and frame accuracy over a labelled split."""
+    device = split.padded.device
+    loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+    correct = torch.zeros((), device=device, dtype=torch.int64)
+    for logits, labels in logits_batches(model, split, batch_size, precision, desc="dev"):
+        loss_sum += F.cross_entropy(logits, labels, reduction="sum")
+        correct += (logits.argmax(1) == labels).sum()
+    return loss_sum.item() / split.frames, correct.item() / split.frames
+
+
+def class_probabilities(
+    model: torch.nn.Module, split: WindowedSplit, batch_size: int, precision: str, desc: str
+) -> torch.Tensor:
+    """Softmax probabilities (frames, classes) on the CPU, in frame order."""
+    parts = [
+        logits.softmax(1).cpu()
+        for logits, _ in logits_batches(model, split, batch_size, precision, desc=desc)
+    ]
+    return torch.cat(parts)

@@ -1,0 +1,187 @@
+"""The MLP, built from a list of hidden widths, and the shapes that make such lists."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from phonemlp.errors import PhonemlpError
+
+SHAPES = ("cylinder", "pyramid", "inverse_pyramid", "diamond")
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "leaky_relu": nn.LeakyReLU,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "mish": nn.Mish,
+    "softplus": nn.Softplus,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+}
+NORMS = ("batch", "layer", "none")
+INITS = (
+    "default",
+    "xavier_normal",
+    "xavier_uniform",
+    "kaiming_normal",
+    "kaiming_uniform",
+    "normal",
+    "uniform",
+)
+_NARROWEST = 0.25  # pyramid-like shapes taper to this fraction of the width
+
+
+def _round(width: float) -> int:
+    """Round a width to a multiple of 8 (tensor-core friendly), at least 8."""
+    return max(8, int(round(width / 8)) * 8)
+
+
+def shape_widths(shape: str, depth: int, width: int) -> list[int]:
+    """Hidden widths of a shape: `depth` layers whose widest is `width`."""
+    if shape not in SHAPES:
+        raise PhonemlpError(f"model.shape={shape!r} is not one of {', '.join(SHAPES)}")
+    if depth < 0:
+        raise PhonemlpError(f"model.depth={depth} must be >= 0")
+    if depth == 0:
+        return []
+    if width < 1:
+        raise PhonemlpError(f"model.width={width} must be >= 1")
+    if depth == 1 or shape == "cylinder":
+        return [_round(width)] * depth
+    steps = [i / (depth - 1) for i in range(depth)]  # 0 .. 1 from first to last layer
+    if shape == "pyramid":
+        fractions = [1 - (1 - _NARROWEST) * t for t in steps]
+    elif shape == "inverse_pyramid":
+        fractions = [_NARROWEST + (1 - _NARROWEST) * t for t in steps]
+    else:  # diamond: widest at the middle layer(s), narrowest at both ends
+        centre = (depth - 1) / 2
+        distance = [abs(i - centre) for i in range(depth)]
+        near, far = min(distance), max(distance)
+        fractions = [1 - (1 - _NARROWEST) * (d - near) / (far - near or 1) for d in distance]
+    return [_round(width * f) for f in fractions]
+
+
+def count_params(
+    input_dim: int, widths: list[int], num_classes: int, norm: str = "batch", norm_every: int = 1
+) -> int:
+    """Trainable parameters of the MLP, without building it."""
+    total, previous = 0, input_dim
+    for i, width in enumerate(widths):
+        total += previous * width + width
+        if norm != "none" and i % norm_every == 0:
+            total += 2 * width
+        previous = width
+    return total + previous * num_classes + num_classes
+
+
+class MLP(nn.Sequential):
+    """Linear layers of the given hidden widths, each followed by norm/activation/dropout."""
+
+    def __init__(
+        self,
+        input_dim: int,
+        widths: list[int],
+        num_classes: int,
+        activation: str = "gelu",
+        norm: str = "batch",
+        norm_position: str = "before",
+        norm_every: int = 1,
+        dropout: float = 0.0,
+        dropout_every: int = 1,
+        init: str = "default",
+    ) -> None:
+        _check_choice("model.activation", activation, tuple(ACTIVATIONS))
+        _check_choice("model.norm", norm, NORMS)
+        _check_choice("model.norm_position", norm_position, ("before", "after"))
+        _check_choice("model.init", init, INITS)
+        if norm_every < 1 or dropout_every < 1:
+            raise PhonemlpError("model.norm_every and model.dropout_every must be >= 1")
+        if not 0.0 <= dropout < 1.0:
+            raise PhonemlpError(f"model.dropout={dropout} must be in [0, 1)")
+        layers: list[nn.Module] = []
+        previous = input_dim
+        for i, width in enumerate(widths):
+            layers.append(nn.Linear(previous, width))
+            norm_layer = None
+            if norm != "none" and i % norm_every == 0:
+                norm_layer = nn.BatchNorm1d(width) if norm == "batch" else nn.LayerNorm(width)
+            if norm_layer is not None and norm_position == "before":
+                layers.append(norm_layer)
+            layers.append(ACTIVATIONS[activation]())
+            if norm_layer is not None and norm_position == "after":
+                layers.append(norm_layer)
+            if dropout > 0 and i % dropout_every == 0:
+                layers.append(nn.Dropout(dropout))
+            previous = width
+        layers.append(nn.Linear(previous, num_classes))
+        super().__init__(*layers)
+        self.widths = list(widths)
+        if init != "default":
+            for module in self.modules():
+                if isinstance(module, nn.Linear):
+                    _initialise(module, init, activation)
+
+    @property
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+
+def _check_choice(setting: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise PhonemlpError(f"{setting}={value!r} is not one of {', '.join(choices)}")
+
+
+def _initialise(linear: nn.Linear, init: str, activation: str) -> None:
+    nonlinearity = "leaky_relu" if activation == "leaky_relu" else "relu"
+    weight = linear.weight
+    if init == "xavier_normal":
+        nn.init.xavier_normal_(weight)
+    elif init == "xavier_uniform":
+        nn.init.xavier_uniform_(weight)
+    elif init == "kaiming_normal":
+        nn.init.kaiming_normal_(weight, nonlinearity=nonlinearity)
+    elif init == "kaiming_uniform":
+        nn.init.kaiming_uniform_(weight, nonlinearity=nonlinearity)
+    elif init == "normal":
+        nn.init.normal_(weight, std=0.02)
+    elif init == "uniform":
+        nn.init.uniform_(weight, -0.05, 0.05)
+    nn.init.zeros_(linear.bias)
+
+
+def build_model(model_cfg, input_dim: int, num_classes: int) -> MLP:
+    """The MLP a `model` config describes, refused before building if over max_params."""
+    widths = resolve_widths(model_cfg)
+    params = count_params(input_dim, widths, num_classes, model_cfg.norm, model_cfg.norm_every)
+    if params > model_cfg.max_params:
+        raise PhonemlpError(
+            f"the model has {params:,} parameters, over model.max_params={model_cfg.max_params:,} "
+            f"(widths {widths}, input {input_dim}); lower model.width, model.depth or context"
+        )
+    return MLP(
+        input_dim,
+        widths,
+        num_classes,
+        activation=model_cfg.activation,
+        norm=model_cfg.norm,
+        norm_position=model_cfg.norm_position,
+        norm_every=model_cfg.norm_every,
+        dropout=model_cfg.dropout,
+        dropout_every=model_cfg.dropout_every,
+        init=model_cfg.init,
+    )
+
+
+def resolve_widths(model_cfg) -> list[int]:
+    """The hidden widths of a model config: the explicit list, else its shape's."""
+    if model_cfg.widths is not None:
+        widths = [int(w) for w in model_cfg.widths]
+        if any(w < 1 for w in widths):
+            raise PhonemlpError(f"model.widths={widths} must all be >= 1")
+        return widths
+    return shape_widths(model_cfg.shape, int(model_cfg.depth), int(model_cfg.width))
+
+
+def autocast_dtype(precision: str) -> torch.dtype | None:
+    """The autocast dtype of a resolved precision, None for fp32."""
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)

@@ -1,0 +1,150 @@
+"""phonemlp-predict: a Kaggle CSV (or dev accuracy) from one checkpoint or an ensemble.
+
+phonemlp-predict ckpt=outputs/<run>/checkpoints/best.pt out=submission.csv
+phonemlp-predict ckpt=[run_a,run_b] out=ensemble.csv label_format=index
+phonemlp-predict ckpt=outputs/<run> split=dev
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+import pandas as pd
+import torch
+from omegaconf import DictConfig, ListConfig
+
+from phonemlp.atomic import atomic_path
+from phonemlp.checkpoint import load_checkpoint
+from phonemlp.data.corpus import Split, read_split
+from phonemlp.data.normalize import normalize
+from phonemlp.data.windows import WindowedSplit
+from phonemlp.errors import PhonemlpError, exit_on_user_error
+from phonemlp.evaluate import class_probabilities
+from phonemlp.model import MLP
+from phonemlp.phonemes import CLASSES, NUM_CLASSES
+from phonemlp.runtime import configure, resolve_device, resolve_precision
+
+log = logging.getLogger("phonemlp")
+
+
+def model_from_checkpoint(checkpoint: dict[str, Any]) -> MLP:
+    """Rebuild the trained MLP from what the checkpoint holds (no original config needed)."""
+    model_cfg = checkpoint["config"]["model"]
+    model = MLP(
+        checkpoint["input_dim"],
+        checkpoint["widths"],
+        len(checkpoint["classes"]),
+        activation=model_cfg["activation"],
+        norm=model_cfg["norm"],
+        norm_position=model_cfg["norm_position"],
+        norm_every=model_cfg["norm_every"],
+        dropout=model_cfg["dropout"],
+        dropout_every=model_cfg["dropout_every"],
+    )
+    model.load_state_dict(checkpoint["model"])
+    return model
+
+
+def ensemble_probabilities(
+    checkpoints: list[dict[str, Any]],
+    data: Split,
+    device: torch.device,
+    precision: str,
+    batch_size: int,
+) -> torch.Tensor:
+    """Mean class probabilities of the checkpoints' models over every frame of `data`."""
+    total = torch.zeros((data.frames, NUM_CLASSES))
+    for i, checkpoint in enumerate(checkpoints):
+        features = data.features.copy()
+        stats = checkpoint["norm_stats"]
+        normalize(
+            features,
+            data.offsets,
+            checkpoint["normalize"],
+            None if stats is None else tuple(s.numpy() for s in stats),
+        )
+        normalised = Split(data.name, data.names, features, data.offsets, data.labels)
+        windows = WindowedSplit(normalised, checkpoint["context"], device)
+        model = model_from_checkpoint(checkpoint).to(device)
+        total += class_probabilities(
+            model, windows, batch_size, precision, desc=f"model {i + 1}/{len(checkpoints)}"
+        )
+        del windows, model, features
+    return total / len(checkpoints)
+
+
+def check_compatible(checkpoint: dict[str, Any], source: str, data: Split) -> None:
+    if list(checkpoint["classes"]) != list(CLASSES):
+        raise PhonemlpError(f"{source}: its class list differs from this phonemlp's 40 classes")
+    if checkpoint["feature_dim"] != data.feature_dim:
+        raise PhonemlpError(
+            f"{source}: trained on {checkpoint['feature_dim']}-dim features but the "
+            f"{data.name} split has {data.feature_dim}; predict on the corpus it was trained for"
+        )
+
+
+def write_submission(path: Path, predictions: np.ndarray, label_format: str) -> None:
+    """The Kaggle CSV `Id,Label`, one row per frame in order, written atomically."""
+    labels = np.asarray(CLASSES)[predictions] if label_format == "symbol" else predictions
+    frame = pd.DataFrame({"Id": np.arange(len(predictions)), "Label": labels})
+    with atomic_path(path) as temporary:
+        frame.to_csv(temporary, index=False)
+
+
+def predict(cfg: DictConfig) -> float | None:
+    """Write the CSV (split=test) or return the dev accuracy (split=dev)."""
+    if cfg.split not in ("test", "dev"):
+        raise PhonemlpError(f"split={cfg.split!r} is not one of test, dev")
+    if cfg.label_format not in ("symbol", "index"):
+        raise PhonemlpError(f"label_format={cfg.label_format!r} is not one of symbol, index")
+    sources = [str(c) for c in cfg.ckpt] if isinstance(cfg.ckpt, ListConfig) else [str(cfg.ckpt)]
+    if not sources:
+        raise PhonemlpError("ckpt=[] names no checkpoint")
+    out = Path(cfg.out).expanduser()
+    if cfg.split == "test" and not out.parent.is_dir():
+        raise PhonemlpError(f"out={cfg.out}: folder {out.parent} does not exist; create it first")
+    checkpoints = [load_checkpoint(source, name="best.pt") for source in sources]
+    params = sum(c["params"] for c in checkpoints)
+    if params > cfg.max_params:
+        raise PhonemlpError(
+            f"the ensemble has {params:,} parameters, over max_params={cfg.max_params:,}; "
+            "use fewer or smaller models"
+        )
+
+    device = resolve_device(cfg.device)
+    precision = resolve_precision(cfg.precision, device)
+    configure(device, cfg.threads)
+    root = Path(cfg.data.root or checkpoints[0]["data_root"]).expanduser()
+    split_name = cfg.data.test_split if cfg.split == "test" else cfg.data.dev_split
+    data = read_split(root, split_name, labelled=cfg.split == "dev")
+    for source, checkpoint in zip(sources, checkpoints):
+        check_compatible(checkpoint, source, data)
+    log.info(
+        f"{len(checkpoints)} model(s), {params:,} parameters; {root / split_name}: "
+        f"{len(data.names):,} utterances, {data.frames:,} frames"
+    )
+    probabilities = ensemble_probabilities(checkpoints, data, device, precision, cfg.batch_size)
+    predictions = probabilities.argmax(1).numpy()
+
+    if cfg.split == "dev":
+        accuracy = float((predictions == data.labels).mean())
+        log.info(f"dev accuracy {accuracy:.4f} over {data.frames:,} frames")
+        return accuracy
+    write_submission(out, predictions, cfg.label_format)
+    log.info(f"wrote {out} ({data.frames:,} rows, labels as {cfg.label_format})")
+    return None
+
+
+@hydra.main(version_base="1.3", config_path="pkg://phonemlp.conf", config_name="predict")
+def main(cfg: DictConfig) -> float | None:
+    """Predict with trained checkpoints (see README.md; `--cfg job` prints the config)."""
+    with exit_on_user_error("phonemlp-predict"):
+        return predict(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,329 @@
+"""phonemlp-train: the Hydra entry point. Compose the config, build data and model, train.
+
+phonemlp-train                                   # the embedded demo corpus
+phonemlp-train data.root=/data/hw1p2 model=pyramid context=30
+phonemlp-train -m model=pyramid,diamond context=20,30 data.fraction=0.1
+phonemlp-train --cfg job                         # print the composed config
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from phonemlp.atomic import atomic_path, write_text
+from phonemlp.checkpoint import load_checkpoint, save_checkpoint
+from phonemlp.data.splits import corpus_root, load_split, training_subset
+from phonemlp.data.windows import WindowedSplit
+from phonemlp.errors import PhonemlpError, exit_on_user_error
+from phonemlp.evaluate import evaluate
+from phonemlp.model import build_model
+from phonemlp.phonemes import CLASSES, NUM_CLASSES
+from phonemlp.runtime import (
+    autocast,
+    configure,
+    resolve_device,
+    resolve_precision,
+    seed_everything,
+)
+from phonemlp.schedule import Schedule
+from phonemlp.tracking import Tracker
+
+log = logging.getLogger("phonemlp")
+
+MAX_CONTEXT = 50
+
+
+def check_settings(cfg: DictConfig) -> None:
+    """Refuse out-of-range top-level settings before any work, naming the setting."""
+    if not isinstance(cfg.context, int) or not 0 <= cfg.context <= MAX_CONTEXT:
+        raise PhonemlpError(f"context={cfg.context} must be an integer from 0 to {MAX_CONTEXT}")
+    for key in ("epochs", "batch_size", "eval_batch_size"):
+        if not isinstance(cfg[key], int) or cfg[key] < 1:
+            raise PhonemlpError(f"{key}={cfg[key]} must be a positive integer")
+    for key in ("checkpoint_every", "limit_batches", "threads"):
+        if not isinstance(cfg[key], int) or cfg[key] < 0:
+            raise PhonemlpError(f"{key}={cfg[key]} must be an integer >= 0")
+    if not 0.0 <= cfg.label_smoothing < 1.0:
+        raise PhonemlpError(f"label_smoothing={cfg.label_smoothing} must be in [0, 1)")
+    if cfg.grad_clip < 0:
+        raise PhonemlpError(f"grad_clip={cfg.grad_clip} must be >= 0 (0 = off)")
+    if cfg.wandb.mode not in ("offline", "online", "disabled"):
+        raise PhonemlpError(
+            f"wandb.mode={cfg.wandb.mode!r} is not one of offline, online, disabled"
+        )
+
+
+def resumed_config(cfg: DictConfig) -> tuple[DictConfig, dict[str, Any] | None]:
+    """With `resume`, the checkpoint's run config plus this command's overrides."""
+    if not cfg.resume:
+        return cfg, None
+    checkpoint = load_checkpoint(cfg.resume)
+    overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith("resume=")]
+    composed = hydra.compose(config_name="config", overrides=checkpoint["overrides"] + overrides)
+    composed.resume = cfg.resume
+    return composed, checkpoint
+
+
+def train(cfg: DictConfig) -> float:
+    """Train one model as `cfg` says; returns the best dev accuracy."""
+    cfg, resumed = resumed_config(cfg)
+    check_settings(cfg)
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith("resume=")]
+    if resumed is not None:
+        overrides = resumed["overrides"] + overrides
+    device = resolve_device(cfg.device)
+    precision = resolve_precision(cfg.precision, device)
+    configure(device, cfg.threads)
+    seed_everything(cfg.seed)
+
+    root = corpus_root(cfg.data.root, cfg.data.demo_seed)
+    log.info(f"data: {root}  (normalize={cfg.data.normalize}, fraction={cfg.data.fraction})")
+    subset = training_subset(root, cfg.data.train_split, cfg.data.fraction, cfg.seed)
+    train_data, stats = load_split(
+        root, cfg.data.train_split, cfg.data.normalize, utterances=subset
+    )
+    dev_data, _ = load_split(root, cfg.data.dev_split, cfg.data.normalize, stats=stats)
+    train_set = WindowedSplit(train_data, cfg.context, device)
+    dev_set = WindowedSplit(dev_data, cfg.context, device)
+    feature_dim = train_data.feature_dim
+    log.info(
+        f"train: {len(train_data.names):,} utterances, {train_data.frames:,} frames; "
+        f"dev: {len(dev_data.names):,} utterances, {dev_data.frames:,} frames; "
+        f"feature dim {feature_dim}, context {cfg.context} -> input {train_set.input_dim}"
+    )
+    del train_data, dev_data
+
+    model = build_model(cfg.model, train_set.input_dim, NUM_CLASSES).to(device)
+    log.info(
+        f"model: widths {model.widths}, {model.num_params:,} parameters; "
+        f"device {device}, precision {precision}"
+    )
+    optimizer = instantiate(cfg.optimizer)(model.parameters())
+    steps_per_epoch = train_set.num_batches(cfg.batch_size, cfg.limit_batches)
+    schedule = Schedule(cfg.scheduler, optimizer, steps_per_epoch, cfg.epochs)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+
+    start_epoch, step, history = 1, 0, []
+    best_acc, best_epoch = -1.0, 0
+    if resumed is not None:
+        model.load_state_dict(resumed["model"])
+        optimizer.load_state_dict(resumed["optimizer"])
+        schedule.load_state_dict(resumed["schedule"])
+        scaler.load_state_dict(resumed["scaler"])
+        torch.set_rng_state(resumed["rng"]["torch"])
+        if device.type == "cuda" and resumed["rng"].get("cuda") is not None:
+            torch.cuda.set_rng_state_all(resumed["rng"]["cuda"])
+        start_epoch, step = resumed["epoch"] + 1, resumed["step"]
+        history = resumed["history"]
+        best_acc, best_epoch = resumed["best_dev_acc"], resumed["best_epoch"]
+        log.info(f"resumed from {cfg.resume} after epoch {resumed['epoch']}")
+        if history:
+            write_metrics(run_dir, history)
+
+    checkpoints = run_dir / "checkpoints"
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    tracker = Tracker(cfg, run_dir, model.num_params)
+    static = {
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "overrides": overrides,
+        "classes": list(CLASSES),
+        "context": cfg.context,
+        "feature_dim": feature_dim,
+        "input_dim": train_set.input_dim,
+        "widths": model.widths,
+        "params": model.num_params,
+        "normalize": cfg.data.normalize,
+        "norm_stats": None if stats is None else [torch.from_numpy(s) for s in stats],
+        "data_root": str(root),
+    }
+
+    started = time.perf_counter()
+    for epoch in range(start_epoch, cfg.epochs + 1):
+        row, step = train_epoch(
+            cfg, model, optimizer, schedule, scaler, train_set, device, precision, epoch, step
+        )
+        row["dev_loss"], row["dev_acc"] = evaluate(model, dev_set, cfg.eval_batch_size, precision)
+        schedule.end_epoch(row["dev_acc"])
+        history.append(row)
+        write_metrics(run_dir, history)
+        tracker.log(row)
+        improved = row["dev_acc"] > best_acc
+        if improved:
+            best_acc, best_epoch = row["dev_acc"], epoch
+        payload = {
+            **static,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "schedule": schedule.state_dict(),
+            "scaler": scaler.state_dict(),
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else None,
+            },
+            "epoch": epoch,
+            "step": step,
+            "history": history,
+            "best_dev_acc": best_acc,
+            "best_epoch": best_epoch,
+        }
+        save_checkpoint(checkpoints / "last.pt", payload)
+        if improved:
+            save_checkpoint(checkpoints / "best.pt", payload)
+        if cfg.checkpoint_every and epoch % cfg.checkpoint_every == 0:
+            save_checkpoint(checkpoints / f"epoch_{epoch}.pt", payload)
+        log.info(
+            f"epoch {epoch}/{cfg.epochs}  lr {row['lr']:.2e}  "
+            f"train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f}  "
+            f"dev loss {row['dev_loss']:.4f} acc {row['dev_acc']:.4f}  "
+            f"{row['epoch_s']:.1f}s  {row['train_frames_per_s']:,.0f} frames/s"
+            + ("  *best*" if improved else "")
+        )
+
+    summary = {
+        "params": model.num_params,
+        "best_dev_acc": best_acc,
+        "best_epoch": best_epoch,
+        "epochs": len(history),
+        "train_frames_per_s": (
+            sum(r["train_frames"] for r in history) / max(1e-9, sum(r["epoch_s"] for r in history))
+            if history
+            else 0.0
+        ),
+        "best_checkpoint": str(checkpoints / "best.pt"),
+        "overrides": overrides,
+        "wall_s": time.perf_counter() - started,
+        "data_root": str(root),
+        "device": str(device),
+        "precision": precision,
+    }
+    write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    tracker.finish(summary)
+    print_summary(summary, history, run_dir)
+    return best_acc
+
+
+def train_epoch(
+    cfg: DictConfig,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    schedule: Schedule,
+    scaler: torch.amp.GradScaler,
+    train_set: WindowedSplit,
+    device: torch.device,
+    precision: str,
+    epoch: int,
+    step: int,
+) -> tuple[dict[str, float], int]:
+    """One pass over the training frames in a seeded order; returns its metrics row."""
+    model.train()
+    generator = torch.Generator(device=device).manual_seed(cfg.seed * 100_003 + epoch)
+    order = torch.randperm(train_set.frames, generator=generator, device=device)
+    total = train_set.num_batches(cfg.batch_size, cfg.limit_batches)
+    loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+    correct = torch.zeros((), device=device, dtype=torch.int64)
+    frames = 0
+    started = time.perf_counter()
+    bar = tqdm(
+        train_set.batches(cfg.batch_size, order, cfg.limit_batches),
+        total=total,
+        desc=f"epoch {epoch}/{cfg.epochs}",
+        unit="batch",
+        leave=False,
+    )
+    for batch, (windows, labels) in enumerate(bar):
+        lr = schedule.set_lr(step)
+        with autocast(device, precision):
+            logits = model(windows)
+            loss = F.cross_entropy(logits.float(), labels, label_smoothing=cfg.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if cfg.grad_clip > 0:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        step += 1
+        loss_sum += loss.detach() * len(labels)
+        correct += (logits.argmax(1) == labels).sum()
+        frames += len(labels)
+        if batch % 50 == 49 or batch == total - 1:
+            mean_loss = loss_sum.item() / frames
+            if not math.isfinite(mean_loss):
+                raise PhonemlpError(
+                    f"the training loss became {mean_loss} in epoch {epoch} by batch {batch + 1}; "
+                    f"checkpoints/last.pt keeps the last good epoch; try a lower optimizer.lr "
+                    f"(now {cfg.optimizer.lr}), grad_clip=1.0 or precision=fp32"
+                )
+            bar.set_postfix(
+                loss=f"{mean_loss:.3f}", acc=f"{correct.item() / frames:.3f}", lr=f"{lr:.1e}"
+            )
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - started
+    row = {
+        "epoch": epoch,
+        "lr": lr,
+        "train_loss": loss_sum.item() / frames,
+        "train_acc": correct.item() / frames,
+        "epoch_s": seconds,
+        "train_frames": frames,
+        "train_frames_per_s": frames / seconds,
+    }
+    return row, step
+
+
+METRIC_COLUMNS = [
+    "epoch",
+    "lr",
+    "train_loss",
+    "train_acc",
+    "dev_loss",
+    "dev_acc",
+    "epoch_s",
+    "train_frames_per_s",
+]
+
+
+def write_metrics(run_dir: Path, history: list[dict[str, float]]) -> None:
+    """metrics.csv: one row per epoch, rewritten atomically after every epoch."""
+    with atomic_path(run_dir / "metrics.csv") as temporary:
+        pd.DataFrame(history)[METRIC_COLUMNS].to_csv(temporary, index=False)
+
+
+def print_summary(summary: dict[str, Any], history: list[dict[str, float]], run_dir: Path) -> None:
+    table = pd.DataFrame(history)[
+        ["epoch", "train_loss", "train_acc", "dev_loss", "dev_acc", "epoch_s"]
+    ]
+    log.info("\n" + table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    log.info(
+        f"best dev accuracy {summary['best_dev_acc']:.4f} at epoch {summary['best_epoch']}; "
+        f"{summary['params']:,} parameters; {summary['train_frames_per_s']:,.0f} train frames/s\n"
+        f"run folder: {run_dir}\n"
+        f"predict:    phonemlp-predict ckpt={summary['best_checkpoint']} out=submission.csv"
+    )
+
+
+@hydra.main(version_base="1.3", config_path="pkg://phonemlp.conf", config_name="config")
+def main(cfg: DictConfig) -> float:
+    """Train an MLP frame classifier (see README.md; `--cfg job` prints the config)."""
+    with exit_on_user_error("phonemlp-train"):
+        return train(cfg)
+
+
+if __name__ == "__main__":
+    main()
