@@ -121,7 +121,7 @@ def predict(cfg: DictConfig) -> float | None:
     root = Path(cfg.data.root or checkpoints[0]["data_root"]).expanduser()
     split_name = cfg.data.test_split if cfg.split == "test" else cfg.data.dev_split
     data = read_split(root, split_name, labelled=cfg.split == "dev")
-    for source, checkpoint in zip(sources, checkpoints):
+    for source, checkpoint in zip(sources, checkpoints, strict=True):
         check_compatible(checkpoint, source, data)
     log.info(
         f"{len(checkpoints)} model(s), {params:,} parameters; {root / split_name}: "

@@ -32,7 +32,7 @@ class Schedule:
         self.steps_per_epoch = max(1, steps_per_epoch)
         self.total_steps = max(1, steps_per_epoch * epochs)
         self.base_lrs = [group.get("initial_lr", group["lr"]) for group in optimizer.param_groups]
-        for group, lr in zip(optimizer.param_groups, self.base_lrs):
+        for group, lr in zip(optimizer.param_groups, self.base_lrs, strict=True):
             group["initial_lr"] = lr
         self.plateau_scale = 1.0
         self.best_metric = -math.inf
@@ -61,7 +61,7 @@ class Schedule:
     def set_lr(self, step: int) -> float:
         """Set every parameter group's lr for batch `step`; returns the first group's."""
         factor = self.factor(step)
-        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
             group["lr"] = base * factor
         return self.optimizer.param_groups[0]["lr"]
 

@@ -131,7 +131,7 @@ def read_split(
     split_dir = root / split
     if not split_dir.is_dir():
         raise PhonemlpError(
-            f"{split_dir}: split folder not found; expected {split}/mfcc (DESIGN.md §2) under {root}"
+            f"{split_dir}: split folder not found; expected {split}/mfcc under {root}"
         )
     mfcc = _listing(split_dir / "mfcc")
     if not mfcc:
