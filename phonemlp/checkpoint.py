@@ -41,6 +41,11 @@ def checkpoint_path(path: str | Path, name: str = "last.pt") -> Path:
 def load_checkpoint(path: str | Path, name: str = "last.pt") -> dict[str, Any]:
     """Load one of our checkpoints (a file, or a run folder's `name`) without running its code."""
     path = checkpoint_path(path, name)
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip; anything else is not ours
+        raise PhonemlpError(
+            f"{path}: not a readable checkpoint (truncated or not a torch file); "
+            "give one written by phonemlp-train"
+        )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
@@ -48,7 +53,7 @@ def load_checkpoint(path: str | Path, name: str = "last.pt") -> dict[str, Any]:
             f"{path}: refused: it holds Python objects that could run code when loaded; "
             "only checkpoints written by phonemlp-train are accepted"
         ) from None
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as e:
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise PhonemlpError(
             f"{path}: not a readable checkpoint (truncated or not a torch file: {reason})"

@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from phonemlp.atomic import atomic_path, write_text
 from phonemlp.checkpoint import load_checkpoint, save_checkpoint
+from phonemlp.data.corpus import feature_dim
 from phonemlp.data.splits import corpus_root, load_split, training_subset
 from phonemlp.data.windows import WindowedSplit
 from phonemlp.errors import PhonemlpError, exit_on_user_error
@@ -57,6 +58,9 @@ def check_settings(cfg: DictConfig) -> None:
     for key in ("checkpoint_every", "limit_batches", "threads"):
         if not isinstance(cfg[key], int) or cfg[key] < 0:
             raise PhonemlpError(f"{key}={cfg[key]} must be an integer >= 0")
+    for key in ("label_smoothing", "grad_clip"):
+        if not isinstance(cfg[key], int | float) or isinstance(cfg[key], bool):
+            raise PhonemlpError(f"{key}={cfg[key]!r} must be a number")
     if not 0.0 <= cfg.label_smoothing < 1.0:
         raise PhonemlpError(f"label_smoothing={cfg.label_smoothing} must be in [0, 1)")
     if cfg.grad_clip < 0:
@@ -65,6 +69,15 @@ def check_settings(cfg: DictConfig) -> None:
         raise PhonemlpError(
             f"wandb.mode={cfg.wandb.mode!r} is not one of offline, online, disabled"
         )
+
+
+def build_optimizer(optimizer_cfg: DictConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+    """The torch optimizer the `optimizer` group names; bad values give one clear line."""
+    try:
+        return instantiate(optimizer_cfg)(model.parameters())
+    except Exception as error:  # torch validates lr, momentum, betas... with ValueError
+        cause = error.__cause__ or error
+        raise PhonemlpError(f"optimizer: {cause}; check optimizer.* settings") from None
 
 
 def resumed_config(cfg: DictConfig) -> tuple[DictConfig, dict[str, Any] | None]:
@@ -93,27 +106,35 @@ def train(cfg: DictConfig) -> float:
 
     root = corpus_root(cfg.data.root, cfg.data.demo_seed)
     log.info(f"data: {root}  (normalize={cfg.data.normalize}, fraction={cfg.data.fraction})")
+    # the model is sized (and refused if too large) before any data is read
+    dim = feature_dim(root, cfg.data.train_split)
+    input_dim = (2 * cfg.context + 1) * dim
+    model = build_model(cfg.model, input_dim, NUM_CLASSES)
+    log.info(f"model: widths {model.widths}, {model.num_params:,} parameters, input {input_dim}")
+
     subset = training_subset(root, cfg.data.train_split, cfg.data.fraction, cfg.seed)
     train_data, stats = load_split(
         root, cfg.data.train_split, cfg.data.normalize, utterances=subset
     )
     dev_data, _ = load_split(root, cfg.data.dev_split, cfg.data.normalize, stats=stats)
+    for data in (train_data, dev_data):
+        if data.feature_dim != dim:
+            raise PhonemlpError(
+                f"{root / data.name / 'mfcc'}: feature dimension {data.feature_dim} differs from "
+                f"{dim} in {root / cfg.data.train_split / 'mfcc'}; all splits must match"
+            )
     train_set = WindowedSplit(train_data, cfg.context, device)
     dev_set = WindowedSplit(dev_data, cfg.context, device)
-    feature_dim = train_data.feature_dim
     log.info(
         f"train: {len(train_data.names):,} utterances, {train_data.frames:,} frames; "
         f"dev: {len(dev_data.names):,} utterances, {dev_data.frames:,} frames; "
-        f"feature dim {feature_dim}, context {cfg.context} -> input {train_set.input_dim}"
+        f"feature dim {dim}, device {device}, precision {precision}"
     )
+    if train_data.frames == 0 or dev_data.frames == 0:
+        raise PhonemlpError(f"{root}: the train or dev split has no frames")
     del train_data, dev_data
-
-    model = build_model(cfg.model, train_set.input_dim, NUM_CLASSES).to(device)
-    log.info(
-        f"model: widths {model.widths}, {model.num_params:,} parameters; "
-        f"device {device}, precision {precision}"
-    )
-    optimizer = instantiate(cfg.optimizer)(model.parameters())
+    model.to(device)
+    optimizer = build_optimizer(cfg.optimizer, model)
     steps_per_epoch = train_set.num_batches(cfg.batch_size, cfg.limit_batches)
     schedule = Schedule(cfg.scheduler, optimizer, steps_per_epoch, cfg.epochs)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
@@ -143,7 +164,7 @@ def train(cfg: DictConfig) -> float:
         "overrides": overrides,
         "classes": list(CLASSES),
         "context": cfg.context,
-        "feature_dim": feature_dim,
+        "feature_dim": dim,
         "input_dim": train_set.input_dim,
         "widths": model.widths,
         "params": model.num_params,

@@ -51,11 +51,20 @@ def _listing(folder: Path) -> dict[str, Path]:
     }
 
 
+def _has_npy_header(path: Path) -> bool:
+    with open(path, "rb") as file:
+        return file.read(6) == b"\x93NUMPY"
+
+
 def _load_npy(path: Path, mmap: bool = False) -> np.ndarray:
     try:
-        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+        array = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
     except ValueError as e:
-        if "pickle" in str(e).lower():
+        if not _has_npy_header(path):  # np.load calls any non-.npy file "pickled data"
+            raise PhonemlpError(
+                f"{path}: not a .npy file (no NumPy header); re-download or re-extract it"
+            ) from None
+        if "pickle" in str(e).lower() or "python objects" in str(e).lower():
             raise PhonemlpError(
                 f"{path}: holds Python objects (pickled); save it as a plain numeric or "
                 "string array (np.save of a '<U' or float array)"
@@ -67,6 +76,10 @@ def _load_npy(path: Path, mmap: bool = False) -> np.ndarray:
         raise PhonemlpError(
             f"{path}: unreadable .npy file ({e}); re-download or re-extract it"
         ) from None
+    if not isinstance(array, np.ndarray):  # np.load opens an .npz archive whatever its name
+        array.close()
+        raise PhonemlpError(f"{path}: an .npz archive, not a .npy file; save one array per file")
+    return array
 
 
 def _feature_header(path: Path) -> tuple[int, int]:
@@ -169,7 +182,8 @@ def read_split(
     bar = tqdm(names, desc=f"reading {split}", unit="utt", disable=not progress, leave=False)
     for i, name in enumerate(bar):
         start, end = offsets[i], offsets[i + 1]
-        features[start:end] = _load_npy(mfcc[name])
+        with np.errstate(over="ignore"):  # values beyond float32 become Inf, refused below
+            features[start:end] = _load_npy(mfcc[name])
         if not np.isfinite(features[start:end]).all():
             raise PhonemlpError(
                 f"{mfcc[name]}: features contain NaN or Inf values (as float32); "
@@ -187,3 +201,9 @@ def list_utterances(root: Path, split: str) -> list[str]:
     if not mfcc:
         raise PhonemlpError(f"{Path(root) / split / 'mfcc'}: no .npy feature files found")
     return sorted(mfcc)
+
+
+def feature_dim(root: Path, split: str) -> int:
+    """The feature dimension of a split, from its first file's header (nothing else is read)."""
+    first = list_utterances(root, split)[0]
+    return _feature_header(Path(root) / split / "mfcc" / f"{first}.npy")[1]

@@ -1,0 +1,283 @@
+"""The demo corpus: layout, determinism, label statistics, caching, and learnability."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import phonemlp
+from phonemlp.data import demo
+from phonemlp.data.demo import default_cache_dir, demo_corpus, write_demo_corpus
+from phonemlp.phonemes import CLASSES, EOS, SILENCE, SOS
+
+TRAIN, DEV, TEST = "train-clean-100", "dev-clean", "test-clean"
+NAME = re.compile(r"^\d{4}-\d{6}-\d{3}\.npy$")
+INDEX = {symbol: i for i, symbol in enumerate(CLASSES)}
+
+
+@pytest.fixture(scope="module")
+def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    root = tmp_path_factory.mktemp("small") / "corpus"
+    write_demo_corpus(root, seed=0, train_utterances=12, dev_utterances=8, test_utterances=15)
+    return root
+
+
+@pytest.fixture(scope="module")
+def medium_corpus(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    root = tmp_path_factory.mktemp("medium") / "corpus"
+    write_demo_corpus(root, seed=0, train_utterances=120, dev_utterances=30, test_utterances=5)
+    return root
+
+
+def files(root: pathlib.Path, split: str, kind: str = "mfcc") -> list[pathlib.Path]:
+    return sorted((root / split / kind).glob("*.npy"))
+
+
+def frame_symbols(root: pathlib.Path, split: str) -> np.ndarray:
+    return np.concatenate([np.load(f)[1:-1] for f in files(root, split, "transcript")])
+
+
+def speakers(root: pathlib.Path, split: str) -> set[str]:
+    return {f.name[:4] for f in files(root, split)}
+
+
+def test_layout_shapes_and_transcripts(small_corpus: pathlib.Path) -> None:
+    assert {p.name for p in small_corpus.iterdir()} == {TRAIN, DEV, TEST, "test_labels.csv"}
+    assert not (small_corpus / TEST / "transcript").exists()
+    for split, count in ((TRAIN, 12), (DEV, 8), (TEST, 15)):
+        mfcc = files(small_corpus, split)
+        assert len(mfcc) == count
+        assert all(NAME.match(f.name) for f in mfcc)
+        for f in mfcc:
+            features = np.load(f, allow_pickle=False)
+            assert features.dtype == np.float32
+            assert features.ndim == 2 and features.shape[1] == 28
+            assert 100 <= features.shape[0] <= 700
+            assert np.isfinite(features).all()
+            if split == TEST:
+                continue
+            symbols = np.load(small_corpus / split / "transcript" / f.name, allow_pickle=False)
+            assert symbols.dtype.kind == "U"
+            assert symbols.shape == (features.shape[0] + 2,)
+            assert symbols[0] == SOS and symbols[-1] == EOS
+            assert set(symbols[1:-1]) <= set(CLASSES)
+            assert symbols[1] == SILENCE and symbols[-2] == SILENCE
+
+
+def test_speakers_train_dev_shared_and_test_adds_one_unseen(small_corpus: pathlib.Path) -> None:
+    seen = speakers(small_corpus, TRAIN)
+    assert len(seen) == 4
+    assert speakers(small_corpus, DEV) == seen
+    test = speakers(small_corpus, TEST)
+    assert seen < test and len(test - seen) == 1
+    assert not {f.name for f in files(small_corpus, TRAIN)} & {
+        f.name for f in files(small_corpus, DEV)
+    }
+
+
+def test_test_labels_cover_every_test_frame_in_sorted_order(small_corpus: pathlib.Path) -> None:
+    table = pd.read_csv(small_corpus / "test_labels.csv")
+    assert list(table.columns) == ["Id", "Label"]
+    lengths = [np.load(f).shape[0] for f in files(small_corpus, TEST)]
+    assert len(table) == sum(lengths)
+    assert (table["Id"].to_numpy() == np.arange(sum(lengths))).all()
+    assert set(table["Label"]) <= set(CLASSES)
+    # Every utterance starts and ends in silence, so the boundaries must line up.
+    ends = np.cumsum(lengths)
+    labels = table["Label"].to_numpy()
+    assert (labels[ends - lengths] == SILENCE).all()
+    assert (labels[ends - 1] == SILENCE).all()
+    assert (labels[ends - lengths + 1] == SILENCE).all()
+
+
+def test_same_seed_same_bytes_other_seed_differs(tmp_path: pathlib.Path) -> None:
+    sizes = {"train_utterances": 5, "dev_utterances": 2, "test_utterances": 6}
+    for name, seed in (("a", 3), ("b", 3), ("c", 4)):
+        write_demo_corpus(tmp_path / name, seed=seed, **sizes)
+
+    def contents(root: pathlib.Path) -> dict[str, bytes]:
+        return {
+            str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+        }
+
+    first, second, other = (contents(tmp_path / name) for name in "abc")
+    assert len(first) == 5 * 2 + 2 * 2 + 6 + 1
+    assert first == second
+    assert first.keys() != other.keys() or first != other
+    first_features = [v for k, v in first.items() if k.startswith(TRAIN + "/mfcc")]
+    other_features = [v for k, v in other.items() if k.startswith(TRAIN + "/mfcc")]
+    assert not set(first_features) & set(other_features)
+
+
+def test_class_statistics_look_like_speech(medium_corpus: pathlib.Path) -> None:
+    symbols = frame_symbols(medium_corpus, TRAIN)
+    share = {c: float(np.mean(symbols == c)) for c in CLASSES}
+    assert 0.15 <= share[SILENCE] <= 0.25
+    assert share["ZH"] < 0.01 and share["OY"] < 0.01
+    assert sum(s > 0 for s in share.values()) >= 38
+    assert max(s for c, s in share.items() if c != SILENCE) < 0.12
+
+    def mean_run(classes: set[str]) -> float:
+        runs = []
+        for f in files(medium_corpus, TRAIN, "transcript"):
+            seq = np.load(f)[1:-1]
+            change = np.flatnonzero(seq[1:] != seq[:-1]) + 1
+            bounds = np.concatenate([[0], change, [len(seq)]])
+            runs += list(np.diff(bounds)[np.isin(seq[bounds[:-1]], list(classes))])
+        return float(np.mean(runs))
+
+    vowel_run = mean_run({"AA", "AE", "AO", "AY", "EY", "IY", "OW", "UW"})
+    stop_run = mean_run({"B", "D", "G", "P", "T", "K"})
+    assert vowel_run > 8 and 3 < stop_run < 7 and vowel_run > 1.5 * stop_run
+
+
+# --- learnability: a closed-form linear classifier (LDA) on windows of frames -----------
+
+
+def load_split(root: pathlib.Path, split: str, normalise: bool) -> list[np.ndarray]:
+    features = []
+    for f in files(root, split):
+        x = np.load(f).astype(np.float64)
+        if normalise:
+            x = (x - x.mean(axis=0)) / (x.std(axis=0) + 1e-6)
+        features.append(x)
+    return features
+
+
+def windows(features: list[np.ndarray], context: int) -> np.ndarray:
+    """Each frame with `context` frames either side, zero-padded per utterance."""
+    rows = []
+    for x in features:
+        padded = np.pad(x, ((context, context), (0, 0)))
+        rows.append(np.hstack([padded[i : i + len(x)] for i in range(2 * context + 1)]))
+    return np.concatenate(rows)
+
+
+def lda_accuracy(
+    train: np.ndarray, train_labels: np.ndarray, dev: np.ndarray, dev_labels: np.ndarray
+) -> float:
+    """Fit class means and a pooled covariance on `train`; return accuracy on `dev`."""
+    onehot = np.eye(len(CLASSES))[train_labels]
+    counts = onehot.sum(axis=0)
+    means = onehot.T @ train / np.maximum(counts, 1)[:, None]
+    residual = train - means[train_labels]
+    covariance = residual.T @ residual / len(train) + 1e-3 * np.eye(train.shape[1])
+    weights = np.linalg.solve(covariance, means.T)
+    bias = -0.5 * np.sum(means * weights.T, axis=1) + np.log(counts / len(train) + 1e-6)
+    return float(np.mean((dev @ weights + bias).argmax(axis=1) == dev_labels))
+
+
+def test_context_and_normalisation_help_a_linear_classifier(
+    medium_corpus: pathlib.Path,
+) -> None:
+    train_labels = np.array([INDEX[s] for s in frame_symbols(medium_corpus, TRAIN)])
+    dev_labels = np.array([INDEX[s] for s in frame_symbols(medium_corpus, DEV)])
+    accuracy = {}
+    for normalise in (True, False):
+        train = load_split(medium_corpus, TRAIN, normalise)
+        dev = load_split(medium_corpus, DEV, normalise)
+        for context in (0, 4) if normalise else (0,):
+            accuracy[normalise, context] = lda_accuracy(
+                windows(train, context), train_labels, windows(dev, context), dev_labels
+            )
+    majority = float(np.mean(dev_labels == INDEX[SILENCE]))
+    # Measured with seed 0: majority 0.21, normalised 0.53 (context 0) and 0.69
+    # (context 4), unnormalised 0.40 (context 0).
+    assert accuracy[True, 0] > majority + 0.2
+    assert accuracy[True, 4] > accuracy[True, 0] + 0.08
+    assert accuracy[True, 0] > accuracy[False, 0] + 0.05
+    assert accuracy[True, 4] < 0.9
+
+
+# --- the cached corpus -------------------------------------------------------------------
+
+
+def test_default_cache_dir_follows_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path
+) -> None:
+    monkeypatch.setenv("PHONEMLP_CACHE", str(tmp_path / "mine"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_cache_dir() == tmp_path / "mine"
+    monkeypatch.delenv("PHONEMLP_CACHE")
+    assert default_cache_dir() == tmp_path / "xdg" / "phonemlp"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert default_cache_dir() == tmp_path / "home" / ".cache" / "phonemlp"
+
+
+def test_demo_corpus_generates_once_then_reuses(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Half-written folders of killed writers: an old one is cleaned, a fresh one (maybe a
+    # live writer's) is left alone; neither is taken for the corpus.
+    old_stray, stray = tmp_path / ".demo-v1-seed0.tmp-old", tmp_path / ".demo-v1-seed0.tmp-new"
+    for folder in (old_stray, stray):
+        (folder / TRAIN / "mfcc").mkdir(parents=True)
+    two_hours_ago = time.time() - 7200
+    os.utime(old_stray, (two_hours_ago, two_hours_ago))
+
+    path = demo_corpus(seed=0, cache_dir=tmp_path)
+    assert path.parent == tmp_path and "seed0" in path.name
+    assert len(files(path, TRAIN)) == 400
+    assert len(files(path, DEV)) == 60 and len(files(path, TEST)) == 60
+    printed = capsys.readouterr()
+    assert str(path) in printed.out + printed.err
+    assert [p for p in tmp_path.iterdir() if p != stray] == [path]
+
+    def must_not_run(*args: object, **kwargs: object) -> None:
+        raise AssertionError("regenerated a cached corpus")
+
+    monkeypatch.setattr(demo, "write_demo_corpus", must_not_run)
+    assert demo_corpus(seed=0, cache_dir=tmp_path) == path
+    printed = capsys.readouterr()
+    assert printed.out + printed.err == ""
+
+
+def test_losing_a_race_uses_the_winners_corpus(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    final = tmp_path / "demo-v1-seed5"
+    write = demo.write_demo_corpus
+
+    def write_small_while_another_process_wins(root: pathlib.Path, seed: int) -> None:
+        write(final, seed=seed, train_utterances=2, dev_utterances=1, test_utterances=1)
+        write(root, seed=seed, train_utterances=2, dev_utterances=1, test_utterances=1)
+
+    monkeypatch.setattr(demo, "write_demo_corpus", write_small_while_another_process_wins)
+    assert demo_corpus(seed=5, cache_dir=tmp_path) == final
+    assert list(tmp_path.iterdir()) == [final]
+    assert len(files(final, TRAIN)) == 2
+
+
+def test_two_processes_racing_both_get_a_complete_corpus(tmp_path: pathlib.Path) -> None:
+    code = (
+        "import pathlib, sys\n"
+        "from phonemlp.data.demo import demo_corpus\n"
+        "print(demo_corpus(seed=1, cache_dir=pathlib.Path(sys.argv[1])))\n"
+    )
+    project = str(pathlib.Path(phonemlp.__file__).parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([project, os.environ.get("PYTHONPATH", "")])}
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(tmp_path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in range(2)
+    ]
+    outputs = [racer.communicate(timeout=120) for racer in racers]
+    assert [racer.returncode for racer in racers] == [0, 0], outputs
+    final = tmp_path / "demo-v1-seed1"
+    assert [out.strip() for out, _ in outputs] == [str(final)] * 2
+    assert list(tmp_path.iterdir()) == [final]
+    assert len(files(final, TRAIN)) == 400 and (final / "test_labels.csv").is_file()
