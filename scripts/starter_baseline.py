@@ -232,7 +232,7 @@ def evaluate(
         targets = targets.to(device, non_blocking=True)
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
             logits = model(inputs)
-            loss = criterion(logits.float(), targets)
+            loss = criterion(logits, targets)
         count = targets.shape[0]
         total_loss += loss.item() * count
         correct += int((logits.argmax(dim=1) == targets).sum().item())

@@ -213,6 +213,19 @@ def test_default_cache_dir_follows_the_environment(
     assert default_cache_dir() == tmp_path / "home" / ".cache" / "phonemlp"
 
 
+@pytest.fixture
+def few_utterances(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make `demo_corpus` write a small corpus, to keep these tests fast."""
+    monkeypatch.setattr(demo, "TRAIN_UTTERANCES", 8)
+    monkeypatch.setattr(demo, "DEV_UTTERANCES", 3)
+    monkeypatch.setattr(demo, "TEST_UTTERANCES", 5)
+
+
+def test_demo_corpus_default_size() -> None:
+    assert (demo.TRAIN_UTTERANCES, demo.DEV_UTTERANCES, demo.TEST_UTTERANCES) == (400, 60, 60)
+
+
+@pytest.mark.usefixtures("few_utterances")
 def test_demo_corpus_generates_once_then_reuses(
     tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -225,12 +238,13 @@ def test_demo_corpus_generates_once_then_reuses(
     os.utime(old_stray, (two_hours_ago, two_hours_ago))
 
     path = demo_corpus(seed=0, cache_dir=tmp_path)
-    assert path.parent == tmp_path and "seed0" in path.name
-    assert len(files(path, TRAIN)) == 400
-    assert len(files(path, DEV)) == 60 and len(files(path, TEST)) == 60
+    assert path == tmp_path / "demo-v1-seed0"
+    assert len(files(path, TRAIN)) == 8
+    assert len(files(path, DEV)) == 3 and len(files(path, TEST)) == 5
+    assert (path / "test_labels.csv").is_file()
     printed = capsys.readouterr()
-    assert str(path) in printed.out + printed.err
-    assert [p for p in tmp_path.iterdir() if p != stray] == [path]
+    assert str(path) in printed.err and printed.err.count("\n") == 1
+    assert set(tmp_path.iterdir()) == {path, stray}
 
     def must_not_run(*args: object, **kwargs: object) -> None:
         raise AssertionError("regenerated a cached corpus")
@@ -241,27 +255,35 @@ def test_demo_corpus_generates_once_then_reuses(
     assert printed.out + printed.err == ""
 
 
+@pytest.mark.usefixtures("few_utterances")
 def test_losing_a_race_uses_the_winners_corpus(
     tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     final = tmp_path / "demo-v1-seed5"
     write = demo.write_demo_corpus
 
-    def write_small_while_another_process_wins(root: pathlib.Path, seed: int) -> None:
-        write(final, seed=seed, train_utterances=2, dev_utterances=1, test_utterances=1)
-        write(root, seed=seed, train_utterances=2, dev_utterances=1, test_utterances=1)
+    def write_while_another_process_wins(root: pathlib.Path, seed: int, *sizes: int) -> None:
+        write(final, seed, 2, 1, 1)
+        write(root, seed, *sizes)
 
-    monkeypatch.setattr(demo, "write_demo_corpus", write_small_while_another_process_wins)
+    monkeypatch.setattr(demo, "write_demo_corpus", write_while_another_process_wins)
     assert demo_corpus(seed=5, cache_dir=tmp_path) == final
     assert list(tmp_path.iterdir()) == [final]
     assert len(files(final, TRAIN)) == 2
 
 
 def test_two_processes_racing_both_get_a_complete_corpus(tmp_path: pathlib.Path) -> None:
+    # Each racer pauses after writing, before its rename, so that both are mid-write at once.
     code = (
-        "import pathlib, sys\n"
-        "from phonemlp.data.demo import demo_corpus\n"
-        "print(demo_corpus(seed=1, cache_dir=pathlib.Path(sys.argv[1])))\n"
+        "import pathlib, sys, time\n"
+        "from phonemlp.data import demo\n"
+        "demo.TRAIN_UTTERANCES, demo.DEV_UTTERANCES, demo.TEST_UTTERANCES = 8, 3, 5\n"
+        "write = demo.write_demo_corpus\n"
+        "def slow_write(*args):\n"
+        "    write(*args)\n"
+        "    time.sleep(1.5)\n"
+        "demo.write_demo_corpus = slow_write\n"
+        "print(demo.demo_corpus(seed=1, cache_dir=pathlib.Path(sys.argv[1])))\n"
     )
     project = str(pathlib.Path(phonemlp.__file__).parent.parent)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([project, os.environ.get("PYTHONPATH", "")])}
@@ -279,5 +301,6 @@ def test_two_processes_racing_both_get_a_complete_corpus(tmp_path: pathlib.Path)
     assert [racer.returncode for racer in racers] == [0, 0], outputs
     final = tmp_path / "demo-v1-seed1"
     assert [out.strip() for out, _ in outputs] == [str(final)] * 2
+    assert sum("wrote the demo corpus" in err for _, err in outputs) == 1, outputs
     assert list(tmp_path.iterdir()) == [final]
-    assert len(files(final, TRAIN)) == 400 and (final / "test_labels.csv").is_file()
+    assert len(files(final, TRAIN)) == 8 and (final / "test_labels.csv").is_file()

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from runner import TINY, run_cli, summary, train_run
 
 from phonemlp.data.corpus import read_split
 from phonemlp.phonemes import CLASSES
-from tests.conftest import TINY, run_cli, summary, train_run
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from runner import TINY, metrics, summary, train_run
 
 from phonemlp.checkpoint import load_checkpoint
 from phonemlp.phonemes import CLASSES
-from tests.conftest import TINY, metrics, summary, train_run
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +97,13 @@ def test_default_precision_matches_fp32_accuracy(corpus: Path, tmp_path: Path) -
         ["optimizer=sgd", "scheduler=exponential", "scheduler.warmup_epochs=0.5"],
         ["optimizer=nesterov", "scheduler=plateau", "grad_clip=1.0"],
         ["optimizer=rmsprop", "scheduler=constant", "label_smoothing=0.1"],
-        ["model=diamond", "model.depth=3", "model.norm=layer", "model.activation=mish"],
+        [
+            "model=diamond",
+            "model.depth=3",
+            "model.width=256",
+            "model.norm=layer",
+            "model.activation=mish",
+        ],
         ["model.widths=[48,32]", "model.norm_position=after", "model.init=kaiming_normal"],
         ["model.depth=0", "data.normalize=global", "data.fraction=0.5"],
     ],

@@ -96,6 +96,7 @@ _SOUNDS: dict[str, _Sound] = {
 for _name in ("S", "SH", "F", "TH", "closure", "burst_lab", "burst_alv", "burst_vel"):
     _SOUNDS[_name + "_v"] = _voiced(_SOUNDS[_name])
 _SOUND_INDEX = {name: i for i, name in enumerate(_SOUNDS)}
+_CLASS_SYMBOLS = np.array(CLASSES, dtype="<U5")
 
 
 def _steady(sound: str) -> tuple[str, str, str, float]:
@@ -156,11 +157,14 @@ class _Speaker:
 
 @dataclass(frozen=True)
 class _Language:
-    """The phone sequence model: start distribution and a sparse Markov transition matrix."""
+    """The phone sequence model (silence is not part of it: pauses are inserted apart)."""
 
     start: np.ndarray
+    """Cumulative distribution of the first phone."""
     transitions: np.ndarray
+    """Cumulative distribution of the next phone, one row per phone."""
     durations: np.ndarray
+    """Mean duration of each phone in frames."""
 
 
 def _mel_band(hz: float) -> float:
@@ -202,9 +206,8 @@ def _make_language(rng: np.random.Generator) -> _Language:
         preference[i, banned] *= 0.02
     transitions = unigram[None, :] * alternation * preference
     np.fill_diagonal(transitions, 0.0)
-    transitions[0] = unigram
     transitions /= transitions.sum(axis=1, keepdims=True)
-    return _Language(unigram, transitions, durations)
+    return _Language(np.cumsum(unigram), np.cumsum(transitions, axis=1), durations)
 
 
 def _make_speakers(rng: np.random.Generator) -> tuple[list[_Speaker], _Speaker]:
@@ -214,10 +217,13 @@ def _make_speakers(rng: np.random.Generator) -> tuple[list[_Speaker], _Speaker]:
     unseen_warp = 1.0 + rng.choice([-1.0, 1.0]) * rng.uniform(0.12, 0.14)
     warps = [*rng.permutation(seen_warps), unseen_warp]
     speakers = []
+    splits = (TRAIN_SPLIT, DEV_SPLIT, TEST_SPLIT)
     for number, warp in zip(numbers, warps, strict=True):
+        drawn = 100_000 + rng.choice(
+            900_000, size=(len(splits), _CHAPTERS_PER_SPEAKER), replace=False
+        )
         chapters = {
-            split: tuple(int(c) for c in rng.integers(100_000, 999_999, _CHAPTERS_PER_SPEAKER))
-            for split in (TRAIN_SPLIT, DEV_SPLIT, TEST_SPLIT)
+            split: tuple(int(c) for c in row) for split, row in zip(splits, drawn, strict=True)
         }
         speakers.append(
             _Speaker(
@@ -237,12 +243,12 @@ def _sample_tokens(
     """Phone classes and durations of one utterance, silences included."""
     target = int(rng.integers(100, 560))
     lead, trail = rng.integers(12, 40, size=2)
-    cumulative = np.cumsum(language.transitions, axis=1)
     classes = [0]
     durations = [int(lead)]
     speech = 0
-    phone = int(np.searchsorted(np.cumsum(language.start), rng.random()))
+    row = language.start
     while speech < target - lead - trail:
+        phone = min(int(np.searchsorted(row, rng.random() * row[-1])), len(row) - 1)
         mean = language.durations[phone] * rate
         duration = max(2, int(round(mean * rng.lognormal(0.0, 0.3))))
         classes.append(phone)
@@ -253,8 +259,7 @@ def _sample_tokens(
             classes.append(0)
             durations.append(pause)
             speech += pause
-        row = cumulative[phone]
-        phone = min(int(np.searchsorted(row, rng.random() * row[-1])), len(row) - 1)
+        row = language.transitions[phone]
     if classes[-1] == 0:
         durations[-1] += int(trail)
     else:
@@ -264,11 +269,17 @@ def _sample_tokens(
 
 
 def _synthesise(
-    rng: np.random.Generator, language: _Language, speaker: _Speaker
+    rng: np.random.Generator,
+    language: _Language,
+    speaker: _Speaker,
+    knots: np.ndarray,
+    middles: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One utterance: features (T, bands) float32 and frame class indices (T,)."""
+    """One utterance: features (T, bands) float32 and frame class indices (T,).
+
+    `knots` and `middles` are the speaker's class spectra from `_class_knots`.
+    """
     classes, durations = _sample_tokens(rng, language, speaker.rate * rng.uniform(0.9, 1.1))
-    knots, middles = _class_knots(speaker)
     token = np.repeat(np.arange(len(classes)), durations)
     frame_class = classes[token]
     starts = np.cumsum(durations) - durations
@@ -340,11 +351,12 @@ def _write_split(
     if with_transcripts:
         (root / split / "transcript").mkdir()
     labels = {}
+    knots = {speaker.number: _class_knots(speaker) for speaker in speakers}
     for i, (name, speaker) in enumerate(_utterance_names(speakers, split, count)):
         features, frame_class = _synthesise(
-            np.random.default_rng([seed, split_code, i]), language, speaker
+            np.random.default_rng([seed, split_code, i]), language, speaker, *knots[speaker.number]
         )
-        symbols = np.array([SOS, *(CLASSES[c] for c in frame_class), EOS], dtype="<U5")
+        symbols = np.concatenate([[SOS], _CLASS_SYMBOLS[frame_class], [EOS]]).astype("<U5")
         np.save(root / split / "mfcc" / f"{name}.npy", features, allow_pickle=False)
         if with_transcripts:
             np.save(root / split / "transcript" / f"{name}.npy", symbols, allow_pickle=False)
@@ -412,7 +424,7 @@ def demo_corpus(seed: int = 0, cache_dir: pathlib.Path | None = None) -> pathlib
     _remove_stale_temporaries(cache_dir)
     temporary = cache_dir / f".{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
-        write_demo_corpus(temporary, seed=seed)
+        write_demo_corpus(temporary, seed, TRAIN_UTTERANCES, DEV_UTTERANCES, TEST_UTTERANCES)
         try:
             os.rename(temporary, final)
         except OSError:
