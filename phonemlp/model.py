@@ -74,6 +74,32 @@ def count_params(
     return total + previous * num_classes + num_classes
 
 
+class Dropout(nn.Module):
+    """Dropout drawing 16 random bits per element from 64-bit draws.
+
+    Same expectation as nn.Dropout (p is resolved to 1/65536); on CPUs it is about twice as
+    fast, because torch's CPU bernoulli draws one random number per element.
+    """
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+        self.threshold = round(p * 65536) - 32768  # keep an element when its bits >= this
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        draws = torch.randint(
+            -(2**63), 2**63 - 1, (-(-x.numel() // 4),), dtype=torch.int64, device=x.device
+        )
+        bits = draws.view(torch.int16)[: x.numel()].view(x.shape)
+        keep = (bits >= self.threshold).to(x.dtype).mul_(1 / (1 - self.p))
+        return x * keep
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
 class MLP(nn.Sequential):
     """Linear layers of the given hidden widths, each followed by norm/activation/dropout."""
 
@@ -111,7 +137,7 @@ class MLP(nn.Sequential):
             if norm_layer is not None and norm_position == "after":
                 layers.append(norm_layer)
             if dropout > 0 and i % dropout_every == 0:
-                layers.append(nn.Dropout(dropout))
+                layers.append(Dropout(dropout))
             previous = width
         layers.append(nn.Linear(previous, num_classes))
         super().__init__(*layers)

@@ -8,6 +8,7 @@ phonemlp-train --cfg job                         # print the composed config
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import math
@@ -74,7 +75,11 @@ def check_settings(cfg: DictConfig) -> None:
 def build_optimizer(optimizer_cfg: DictConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
     """The torch optimizer the `optimizer` group names; bad values give one clear line."""
     try:
-        return instantiate(optimizer_cfg)(model.parameters())
+        factory = instantiate(optimizer_cfg)
+        options = {}
+        if "fused" not in optimizer_cfg and "fused" in inspect.signature(factory.func).parameters:
+            options["fused"] = True  # one kernel for the whole update, on CPU and GPU
+        return factory(model.parameters(), **options)
     except Exception as error:  # torch validates lr, momentum, betas... with ValueError
         cause = error.__cause__ or error
         raise PhonemlpError(f"optimizer: {cause}; check optimizer.* settings") from None

@@ -93,8 +93,12 @@ _SOUNDS: dict[str, _Sound] = {
     "burst_alv": _Sound(-4.0, 0.15, ((4500.0, 6.0, 3.0),)),
     "burst_vel": _Sound(-3.0, 0.0, ((2000.0, 6.0, 1.8),)),
 }
-for _name in ("S", "SH", "F", "TH", "closure", "burst_lab", "burst_alv", "burst_vel"):
-    _SOUNDS[_name + "_v"] = _voiced(_SOUNDS[_name])
+_SOUNDS.update(
+    {
+        name + "_v": _voiced(_SOUNDS[name])
+        for name in ("S", "SH", "F", "TH", "closure", "burst_lab", "burst_alv", "burst_vel")
+    }
+)
 _SOUND_INDEX = {name: i for i, name in enumerate(_SOUNDS)}
 _CLASS_SYMBOLS = np.array(CLASSES, dtype="<U5")
 
