@@ -97,3 +97,9 @@ def test_missing_output_folder_is_refused(runs: list[Path], tmp_path: Path) -> N
     proc = run_cli("phonemlp-predict", f"ckpt={runs[0]}", f"out={out}", cwd=tmp_path, check=False)
     assert proc.returncode == 2
     assert "nowhere" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_missing_ckpt_setting_is_one_line(tmp_path: Path) -> None:
+    proc = run_cli("phonemlp-predict", cwd=tmp_path, check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "phonemlp-predict: error: ckpt is required; set it as ckpt=..."

@@ -132,3 +132,15 @@ def test_wandb_offline_writes_inside_the_run_folder(corpus: Path, tmp_path: Path
     runs = list((run_dir / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
     assert list(runs[0].glob("*.wandb"))
+
+
+def test_context_and_utterance_normalisation_help(corpus: Path, tmp_path: Path) -> None:
+    """On the demo corpus, as on the real data: neighbours inform, and CMVN beats raw."""
+
+    def accuracy(*options: str) -> float:
+        run_dir = tmp_path / "_".join(options).replace("=", "-")
+        train_run(run_dir, f"data.root={corpus}", *TINY, "epochs=3", *options)
+        return summary(run_dir)["best_dev_acc"]
+
+    assert accuracy("context=4") > accuracy("context=0") + 0.05
+    assert accuracy("data.normalize=utterance") > accuracy("data.normalize=none") + 0.02
