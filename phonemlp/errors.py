@@ -9,21 +9,28 @@ class PhonemlpError(Exception):
     """A user-facing error: its message is one line naming the file or setting and the fix."""
 
 
-@contextlib.contextmanager
-def exit_on_user_error(program: str) -> Iterator[None]:
-    """Turn a PhonemlpError into one line on stderr and exit status 2, no traceback."""
+def user_error_message(error: BaseException) -> str | None:
+    """The one-line message for a problem the user can fix; None for anything else (a bug)."""
     from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
+    if isinstance(error, MissingMandatoryValue):
+        key = getattr(error, "full_key", "") or "a required setting"
+        return f"{key} is required; set it as {key}=..."
+    if isinstance(error, OmegaConfBaseException):
+        return f"config: {str(error).splitlines()[0]}"
+    if isinstance(error, PhonemlpError):
+        return str(error)
+    return None
+
+
+@contextlib.contextmanager
+def exit_on_user_error(program: str) -> Iterator[None]:
+    """Turn a problem the user can fix into one line on stderr and exit status 2, no traceback."""
     try:
         yield
-    except MissingMandatoryValue as error:
-        key = getattr(error, "full_key", "") or "a required setting"
-        print(f"{program}: error: {key} is required; set it as {key}=...", file=sys.stderr)
-        sys.exit(2)
-    except OmegaConfBaseException as error:
-        message = str(error).splitlines()[0]
-        print(f"{program}: error: config: {message}", file=sys.stderr, flush=True)
-        sys.exit(2)
-    except PhonemlpError as error:
-        print(f"{program}: error: {error}", file=sys.stderr, flush=True)
+    except Exception as error:
+        message = user_error_message(error)
+        if message is None:
+            raise
+        print(f"{program}: error: {message}", file=sys.stderr, flush=True)
         sys.exit(2)

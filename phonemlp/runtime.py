@@ -51,10 +51,13 @@ def autocast(device: torch.device, precision: str) -> torch.autocast:
     return torch.autocast(device_type=device.type, dtype=dtype, enabled=precision != "fp32")
 
 
+DEFAULT_THREADS = torch.get_num_threads()
+"""torch's own thread count, restored by threads=0 (an earlier job of a sweep may have set one)."""
+
+
 def configure(device: torch.device, threads: int) -> None:
     """Thread count on CPU, TF32 matmuls on GPUs that have them."""
-    if threads > 0:
-        torch.set_num_threads(threads)
+    torch.set_num_threads(threads if threads > 0 else DEFAULT_THREADS)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True

@@ -12,7 +12,11 @@ import inspect
 import json
 import logging
 import math
+import signal
+import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +38,8 @@ from phonemlp.errors import PhonemlpError, exit_on_user_error
 from phonemlp.evaluate import evaluate
 from phonemlp.model import build_model
 from phonemlp.phonemes import CLASSES, NUM_CLASSES
+from phonemlp.records import run_recorded
+from phonemlp.resources import check_memory
 from phonemlp.runtime import (
     autocast,
     configure,
@@ -56,7 +62,7 @@ def check_settings(cfg: DictConfig) -> None:
     for key in ("epochs", "batch_size", "eval_batch_size"):
         if not isinstance(cfg[key], int) or cfg[key] < 1:
             raise PhonemlpError(f"{key}={cfg[key]} must be a positive integer")
-    for key in ("checkpoint_every", "limit_batches", "threads"):
+    for key in ("checkpoint_every", "checkpoint_every_batches", "limit_batches", "threads"):
         if not isinstance(cfg[key], int) or cfg[key] < 0:
             raise PhonemlpError(f"{key}={cfg[key]} must be an integer >= 0")
     for key in ("label_smoothing", "grad_clip"):
@@ -85,12 +91,40 @@ def build_optimizer(optimizer_cfg: DictConfig, model: torch.nn.Module) -> torch.
         raise PhonemlpError(f"optimizer: {cause}; check optimizer.* settings") from None
 
 
+def unfinished_run_like(run_dir: Path, overrides: list[str]) -> Path | None:
+    """The newest run beside this one (same outputs tree) with the same overrides, not finished.
+
+    A run is unfinished when it has checkpoints/last.pt but no summary.json and was not
+    continued elsewhere (continued.json, written by the run that resumed it).
+    """
+    tree = run_dir.parents[1] if len(run_dir.parents) > 1 else run_dir.parent
+    candidates = []
+    for last in [*tree.glob("*/*/checkpoints/last.pt"), *tree.glob("*/checkpoints/last.pt")]:
+        folder = last.parents[1]
+        recorded = folder / ".hydra" / "overrides.yaml"
+        done = (folder / "summary.json").exists() or (folder / "continued.json").exists()
+        if folder == run_dir or done or not recorded.is_file():
+            continue
+        theirs = [o for o in OmegaConf.load(recorded) if not str(o).startswith("resume=")]
+        if sorted(theirs) == sorted(overrides):
+            candidates.append((last.stat().st_mtime, folder))
+    return max(candidates)[1] if candidates else None
+
+
 def resumed_config(cfg: DictConfig) -> tuple[DictConfig, dict[str, Any] | None]:
     """With `resume`, the checkpoint's run config plus this command's overrides."""
     if not cfg.resume:
         return cfg, None
-    checkpoint = load_checkpoint(cfg.resume)
     overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith("resume=")]
+    if cfg.resume == "auto":
+        found = unfinished_run_like(Path(HydraConfig.get().runtime.output_dir), overrides)
+        if found is None:
+            log.info("resume=auto: no unfinished run with the same overrides; starting afresh")
+            cfg.resume = None
+            return cfg, None
+        log.info(f"resume=auto: continuing {found}")
+        cfg.resume = str(found)
+    checkpoint = load_checkpoint(cfg.resume)
     composed = hydra.compose(config_name="config", overrides=checkpoint["overrides"] + overrides)
     composed.resume = cfg.resume
     return composed, checkpoint
@@ -117,6 +151,7 @@ def train(cfg: DictConfig) -> float:
     model = build_model(cfg.model, input_dim, NUM_CLASSES)
     log.info(f"model: widths {model.widths}, {model.num_params:,} parameters, input {input_dim}")
 
+    check_memory(root, [cfg.data.train_split, cfg.data.dev_split], cfg.data.fraction)
     subset = training_subset(root, cfg.data.train_split, cfg.data.fraction, cfg.seed)
     train_data, stats = load_split(
         root, cfg.data.train_split, cfg.data.normalize, utterances=subset
@@ -143,9 +178,7 @@ def train(cfg: DictConfig) -> float:
     steps_per_epoch = train_set.num_batches(cfg.batch_size, cfg.limit_batches)
     schedule = Schedule(cfg.scheduler, optimizer, steps_per_epoch, cfg.epochs)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-
-    start_epoch, step, history = 1, 0, []
-    best_acc, best_epoch = -1.0, 0
+    state = RunState()
     if resumed is not None:
         model.load_state_dict(resumed["model"])
         optimizer.load_state_dict(resumed["optimizer"])
@@ -154,12 +187,17 @@ def train(cfg: DictConfig) -> float:
         torch.set_rng_state(resumed["rng"]["torch"])
         if device.type == "cuda" and resumed["rng"].get("cuda") is not None:
             torch.cuda.set_rng_state_all(resumed["rng"]["cuda"])
-        start_epoch, step = resumed["epoch"] + 1, resumed["step"]
-        history = resumed["history"]
-        best_acc, best_epoch = resumed["best_dev_acc"], resumed["best_epoch"]
-        log.info(f"resumed from {cfg.resume} after epoch {resumed['epoch']}")
-        if history:
-            write_metrics(run_dir, history)
+        state = RunState.from_checkpoint(resumed)
+        source = Path(cfg.resume).resolve()
+        source = source if source.is_dir() else source.parent.parent
+        if (source / ".hydra").is_dir() and source != run_dir:
+            write_text(source / "continued.json", json.dumps({"continued_in": str(run_dir)}) + "\n")
+        where = f"epoch {state.epoch}" + (
+            f" batch {state.partial['batch']}" if state.partial else " (complete)"
+        )
+        log.info(f"resumed from {cfg.resume} at {where}")
+        if state.history:
+            write_metrics(run_dir, state.history)
 
     checkpoints = run_dir / "checkpoints"
     checkpoints.mkdir(parents=True, exist_ok=True)
@@ -178,21 +216,11 @@ def train(cfg: DictConfig) -> float:
         "data_root": str(root),
     }
 
-    started = time.perf_counter()
-    for epoch in range(start_epoch, cfg.epochs + 1):
-        row, step = train_epoch(
-            cfg, model, optimizer, schedule, scaler, train_set, device, precision, epoch, step
-        )
-        row["dev_loss"], row["dev_acc"] = evaluate(model, dev_set, cfg.eval_batch_size, precision)
-        schedule.end_epoch(row["dev_acc"])
-        history.append(row)
-        write_metrics(run_dir, history)
-        tracker.log(row)
-        improved = row["dev_acc"] > best_acc
-        if improved:
-            best_acc, best_epoch = row["dev_acc"], epoch
+    def save(name: str) -> None:
+        """Write checkpoints/<name> with everything needed to predict and to resume exactly."""
         payload = {
             **static,
+            **state.to_checkpoint(),
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "schedule": schedule.state_dict(),
@@ -201,29 +229,59 @@ def train(cfg: DictConfig) -> float:
                 "torch": torch.get_rng_state(),
                 "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else None,
             },
-            "epoch": epoch,
-            "step": step,
-            "history": history,
-            "best_dev_acc": best_acc,
-            "best_epoch": best_epoch,
         }
-        save_checkpoint(checkpoints / "last.pt", payload)
-        if improved:
-            save_checkpoint(checkpoints / "best.pt", payload)
-        if cfg.checkpoint_every and epoch % cfg.checkpoint_every == 0:
-            save_checkpoint(checkpoints / f"epoch_{epoch}.pt", payload)
-        log.info(
-            f"epoch {epoch}/{cfg.epochs}  lr {row['lr']:.2e}  "
-            f"train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f}  "
-            f"dev loss {row['dev_loss']:.4f} acc {row['dev_acc']:.4f}  "
-            f"{row['epoch_s']:.1f}s  {row['train_frames_per_s']:,.0f} frames/s"
-            + ("  *best*" if improved else "")
-        )
+        try:
+            save_checkpoint(checkpoints / name, payload)
+        except OSError as error:
+            raise PhonemlpError(
+                f"{checkpoints / name}: could not be written ({error.strerror or error}); the "
+                "previous checkpoint there is intact; free disk space and resume from it"
+            ) from None
 
+    started = time.perf_counter()
+    with StopOnSignal() as stop:
+        first_epoch = state.epoch if state.partial else state.epoch + 1
+        for epoch in range(first_epoch, cfg.epochs + 1):
+            state.epoch = epoch
+            row = train_epoch(cfg, model, optimizer, schedule, scaler, train_set, device,
+                              precision, state, save, stop)
+            if row is None:  # stopped by a signal; last.pt holds the epoch so far
+                log.info(
+                    f"stopped by {stop.signal_name} in epoch {epoch} after batch "
+                    f"{state.partial['batch']}; checkpoints/last.pt is saved. Resume with:\n"
+                    f"  phonemlp-train resume={run_dir}"
+                )
+                tracker.finish(None)
+                raise SystemExit(128 + stop.signal_number)
+            row["dev_loss"], row["dev_acc"] = evaluate(
+                model, dev_set, cfg.eval_batch_size, precision
+            )
+            schedule.end_epoch(row["dev_acc"])
+            state.history.append(row)
+            state.partial = None
+            improved = row["dev_acc"] > state.best_acc
+            if improved:
+                state.best_acc, state.best_epoch = row["dev_acc"], epoch
+            write_metrics(run_dir, state.history)
+            tracker.log(row)
+            save("last.pt")
+            if improved:
+                save("best.pt")
+            if cfg.checkpoint_every and epoch % cfg.checkpoint_every == 0:
+                save(f"epoch_{epoch}.pt")
+            log.info(
+                f"epoch {epoch}/{cfg.epochs}  lr {row['lr']:.2e}  "
+                f"train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f}  "
+                f"dev loss {row['dev_loss']:.4f} acc {row['dev_acc']:.4f}  "
+                f"{row['epoch_s']:.1f}s  {row['train_frames_per_s']:,.0f} frames/s"
+                + ("  *best*" if improved else "")
+            )
+
+    history = state.history
     summary = {
         "params": model.num_params,
-        "best_dev_acc": best_acc,
-        "best_epoch": best_epoch,
+        "best_dev_acc": state.best_acc,
+        "best_epoch": state.best_epoch,
         "epochs": len(history),
         "train_frames_per_s": (
             sum(r["train_frames"] for r in history) / max(1e-9, sum(r["epoch_s"] for r in history))
@@ -240,7 +298,73 @@ def train(cfg: DictConfig) -> float:
     write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     tracker.finish(summary)
     print_summary(summary, history, run_dir)
-    return best_acc
+    return state.best_acc
+
+
+@dataclass
+class RunState:
+    """Where a run is: epoch, global step, history, best so far, and an unfinished epoch."""
+
+    epoch: int = 0  # the epoch in progress (partial) or the last one completed
+    step: int = 0  # optimizer steps so far (drives the lr schedule)
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_acc: float = -1.0
+    best_epoch: int = 0
+    partial: dict[str, Any] | None = None  # batch, loss_sum, correct, frames, seconds
+
+    def to_checkpoint(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            "step": self.step,
+            "history": self.history,
+            "best_dev_acc": self.best_acc,
+            "best_epoch": self.best_epoch,
+            "partial_epoch": self.partial,
+        }
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: dict[str, Any]) -> RunState:
+        return cls(
+            epoch=checkpoint["epoch"],
+            step=checkpoint["step"],
+            history=list(checkpoint["history"]),
+            best_acc=checkpoint["best_dev_acc"],
+            best_epoch=checkpoint["best_epoch"],
+            partial=checkpoint.get("partial_epoch"),
+        )
+
+
+class StopOnSignal:
+    """Turn SIGINT/SIGTERM into a flag the loop checks after each batch (main thread only)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.signal_number = 0
+        self.previous: dict[int, Any] = {}
+
+    @property
+    def signal_name(self) -> str:
+        return signal.Signals(self.signal_number).name
+
+    def __bool__(self) -> bool:
+        return self.signal_number != 0
+
+    def _handle(self, number: int, frame: Any) -> None:
+        if self.signal_number:  # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.signal_number = number
+        log.info(f"\n{signal.Signals(number).name}: saving checkpoints/last.pt after this batch")
+
+    def __enter__(self) -> StopOnSignal:
+        if threading.current_thread() is threading.main_thread():
+            for number in self.SIGNALS:
+                self.previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for number, handler in self.previous.items():
+            signal.signal(number, handler)
 
 
 def train_epoch(
@@ -252,27 +376,52 @@ def train_epoch(
     train_set: WindowedSplit,
     device: torch.device,
     precision: str,
-    epoch: int,
-    step: int,
-) -> tuple[dict[str, float], int]:
-    """One pass over the training frames in a seeded order; returns its metrics row."""
+    state: RunState,
+    save: Callable[[str], None],
+    stop: StopOnSignal,
+) -> dict[str, float] | None:
+    """One pass over the training frames in the epoch's seeded order, from where it stopped.
+
+    Returns the epoch's metrics row, or None when a signal stopped it (after saving last.pt).
+    """
     model.train()
+    epoch = state.epoch
     generator = torch.Generator(device=device).manual_seed(cfg.seed * 100_003 + epoch)
     order = torch.randperm(train_set.frames, generator=generator, device=device)
     total = train_set.num_batches(cfg.batch_size, cfg.limit_batches)
-    loss_sum = torch.zeros((), device=device, dtype=torch.float64)
-    correct = torch.zeros((), device=device, dtype=torch.int64)
-    frames = 0
-    started = time.perf_counter()
-    bar = tqdm(
-        train_set.batches(cfg.batch_size, order, cfg.limit_batches),
-        total=total,
-        desc=f"epoch {epoch}/{cfg.epochs}",
-        unit="batch",
-        leave=False,
-    )
-    for batch, (windows, labels) in enumerate(bar):
-        lr = schedule.set_lr(step)
+    partial = state.partial or {"batch": 0, "loss_sum": 0.0, "correct": 0, "frames": 0,
+                                "seconds": 0.0}
+    first = partial["batch"]
+    loss_sum = torch.tensor(partial["loss_sum"], device=device, dtype=torch.float64)
+    correct = torch.tensor(partial["correct"], device=device, dtype=torch.int64)
+    frames = partial["frames"]
+    started = time.perf_counter() - partial["seconds"]
+    lr = schedule.set_lr(state.step)
+
+    def check_finite(batch: int) -> float:
+        mean_loss = loss_sum.item() / max(1, frames)
+        if not math.isfinite(mean_loss):
+            raise PhonemlpError(
+                f"the training loss became {mean_loss} in epoch {epoch} by batch {batch + 1}; "
+                f"checkpoints/last.pt keeps the last good state; try a lower optimizer.lr "
+                f"(now {cfg.optimizer.lr}), grad_clip=1.0 or precision=fp32"
+            )
+        return mean_loss
+
+    def remember(batch: int) -> None:
+        state.partial = {
+            "batch": batch,
+            "loss_sum": loss_sum.item(),
+            "correct": correct.item(),
+            "frames": frames,
+            "seconds": time.perf_counter() - started,
+        }
+
+    batches = train_set.batches(cfg.batch_size, order, cfg.limit_batches, start=first)
+    bar = tqdm(batches, total=total, initial=first, desc=f"epoch {epoch}/{cfg.epochs}",
+               unit="batch", leave=False)
+    for batch, (windows, labels) in enumerate(bar, start=first):
+        lr = schedule.set_lr(state.step)
         with autocast(device, precision):
             logits = model(windows)
             loss = F.cross_entropy(logits.float(), labels, label_smoothing=cfg.label_smoothing)
@@ -283,34 +432,34 @@ def train_epoch(
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         scaler.step(optimizer)
         scaler.update()
-        step += 1
+        state.step += 1
         loss_sum += loss.detach() * len(labels)
         correct += (logits.argmax(1) == labels).sum()
         frames += len(labels)
-        if batch % 50 == 49 or batch == total - 1:
-            mean_loss = loss_sum.item() / frames
-            if not math.isfinite(mean_loss):
-                raise PhonemlpError(
-                    f"the training loss became {mean_loss} in epoch {epoch} by batch {batch + 1}; "
-                    f"checkpoints/last.pt keeps the last good epoch; try a lower optimizer.lr "
-                    f"(now {cfg.optimizer.lr}), grad_clip=1.0 or precision=fp32"
-                )
-            bar.set_postfix(
-                loss=f"{mean_loss:.3f}", acc=f"{correct.item() / frames:.3f}", lr=f"{lr:.1e}"
-            )
+        done = batch + 1
+        every = cfg.checkpoint_every_batches
+        if stop or (every and done % every == 0 and done < total):
+            check_finite(batch)
+            remember(done)
+            save("last.pt")
+            if stop:
+                return None
+        if batch % 50 == 49 or done == total:
+            mean_loss = check_finite(batch)
+            bar.set_postfix(loss=f"{mean_loss:.3f}", acc=f"{correct.item() / frames:.3f}",
+                            lr=f"{lr:.1e}")
     if device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - started
-    row = {
+    return {
         "epoch": epoch,
         "lr": lr,
-        "train_loss": loss_sum.item() / frames,
-        "train_acc": correct.item() / frames,
+        "train_loss": loss_sum.item() / max(1, frames),
+        "train_acc": correct.item() / max(1, frames),
         "epoch_s": seconds,
         "train_frames": frames,
         "train_frames_per_s": frames / seconds,
     }
-    return row, step
 
 
 METRIC_COLUMNS = [
@@ -348,7 +497,13 @@ def print_summary(summary: dict[str, Any], history: list[dict[str, float]], run_
 def main(cfg: DictConfig) -> float:
     """Train an MLP frame classifier (see README.md; `--cfg job` prints the config)."""
     with exit_on_user_error("phonemlp-train"):
-        return train(cfg)
+        try:
+            return run_recorded(train, cfg, "phonemlp-train")
+        except torch.OutOfMemoryError:
+            raise PhonemlpError(
+                f"out of GPU memory with batch_size={cfg.batch_size}; try a smaller batch_size "
+                "(e.g. half), a smaller model, or device=cpu"
+            ) from None
 
 
 if __name__ == "__main__":

@@ -54,14 +54,16 @@ class WindowedSplit:
         batch_size: int,
         order: torch.Tensor | None = None,
         limit: int = 0,
+        start: int = 0,
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
-        """(windows, labels) batches over `order` (a permutation of frames) or in frame order."""
+        """(windows, labels) batches over `order` (a permutation of frames) or in frame order,
+        from batch `start` on (to resume an epoch part-way)."""
         total = self.frames if order is None else len(order)
         count = -(-total // batch_size)
         if limit:
             count = min(count, limit)
         device = self.padded.device
-        for b in range(count):
+        for b in range(start, count):
             start, end = b * batch_size, min((b + 1) * batch_size, total)
             rows = torch.arange(start, end, device=device) if order is None else order[start:end]
             labels = None if self.labels is None else self.labels[rows].long()

@@ -1,0 +1,422 @@
+"""phonemlp-ablate PATH...: every run under the folders in one table, as CSV, Markdown and a plot.
+
+    phonemlp-ablate multirun/2026-11-25/10-00-00
+    phonemlp-ablate multirun/2026-11-25 outputs/2026-11-26
+
+A run is a folder with `.hydra/` (or status.json or summary.json): single runs and the jobs of
+multirun trees, finished, failed or still running. A row per run: the overrides whose values
+differ between the runs, params, best dev accuracy, best epoch, epochs done, train seconds per
+epoch and the status; best first. Writes ablations.csv, ablations.md and ablations.png (dev
+accuracy per epoch, and the best dev accuracy of each run) at the root of the first PATH.
+The same table is written into every sweep folder when a multirun ends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from phonemlp.atomic import atomic_path, write_text
+from phonemlp.errors import PhonemlpError, exit_on_user_error
+from phonemlp.records import FAILED, FINISHED, INTERRUPTED, KILLED, read_status, run_status
+
+log = logging.getLogger("phonemlp")
+
+OUTPUTS = ("ablations.csv", "ablations.md", "ablations.png")
+RESULT_COLUMNS = ["params", "best_dev_acc", "best_epoch", "epochs_done", "s_per_epoch", "status"]
+NOT_RUNS = {"wandb", "checkpoints", ".submitit", ".hydra", "__pycache__", ".git"}
+MISSING = object()  # a key a run's config does not have
+
+
+@dataclass
+class Run:
+    """What one run folder holds, read without importing torch."""
+
+    path: Path
+    status: str
+    error: str | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)  # key -> typed value
+    choices: dict[str, Any] = field(default_factory=dict)  # config group -> option
+    config: dict[str, Any] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+    params: int | None = None
+    dev_acc: list[tuple[int, float]] = field(default_factory=list)  # (epoch, dev accuracy)
+    epoch_s: list[float] = field(default_factory=list)
+
+    def value(self, key: str) -> Any:
+        """The run's value for an override key: its own override, else what its config had."""
+        if key in self.overrides:
+            return self.overrides[key]
+        name = key.lstrip("+~").split("@")[0]
+        if name in self.choices:
+            return self.choices[name]
+        node: Any = self.config
+        for part in name.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return MISSING
+            node = node[part]
+        return node
+
+    @property
+    def best(self) -> tuple[float, int | None]:
+        if self.summary.get("best_dev_acc") is not None and self.summary.get("epochs"):
+            return float(self.summary["best_dev_acc"]), self.summary.get("best_epoch")
+        if not self.dev_acc:
+            return math.nan, None
+        epoch, acc = max(self.dev_acc, key=lambda pair: pair[1])
+        return acc, epoch
+
+
+# --- reading runs --------------------------------------------------------------------------
+
+
+def is_run(folder: Path) -> bool:
+    return any(
+        (folder / name).exists() for name in (".hydra/config.yaml", "status.json", "summary.json")
+    )
+
+
+def find_runs(root: Path) -> list[Path]:
+    """Every run folder under `root` (itself included), in path order."""
+    if is_run(root):
+        return [root]
+    runs = []
+    for folder, subfolders, _ in os.walk(root):
+        here = Path(folder)
+        if here != root and is_run(here):
+            runs.append(here)
+            subfolders.clear()  # a run holds no runs
+            continue
+        subfolders[:] = sorted(s for s in subfolders if s not in NOT_RUNS)
+    return sorted(runs)
+
+
+def parse_overrides(overrides: list[str]) -> dict[str, Any]:
+    """`key=value` command-line overrides as key -> typed value (Hydra's own grammar)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = {}
+    parser = OverridesParser.create()
+    for text in overrides:
+        if text.startswith(("resume=", "hydra.", "hydra/")):
+            continue
+        try:
+            (override,) = parser.parse_overrides([text])
+            key = override.get_key_element()
+            value = None if override.is_delete() else override.value()
+        except Exception:  # a form this Hydra cannot parse: keep it as text
+            key, _, value = text.partition("=")
+        parsed[key] = value
+    return parsed
+
+
+def _yaml(path: Path) -> Any:
+    import yaml
+
+    try:
+        return yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+
+
+def read_run(path: Path) -> Run:
+    run = Run(path=path, status=run_status(path))
+    record = read_status(path) or {}
+    run.error = record.get("error")
+    try:
+        run.summary = json.loads((path / "summary.json").read_text())
+    except (OSError, ValueError):
+        run.summary = {}
+    run.params = run.summary.get("params", record.get("params"))
+    overrides = run.summary.get("overrides")
+    if overrides is None:
+        overrides = _yaml(path / ".hydra" / "overrides.yaml") or []
+    run.overrides = parse_overrides([str(o) for o in overrides])
+    run.config = _yaml(path / ".hydra" / "config.yaml") or {}
+    hydra = _yaml(path / ".hydra" / "hydra.yaml") or {}
+    run.choices = (hydra.get("hydra", {}).get("runtime", {}) or {}).get("choices", {}) or {}
+    metrics = path / "metrics.csv"
+    if metrics.is_file():
+        import pandas as pd
+
+        try:
+            table = pd.read_csv(metrics)
+        except (OSError, ValueError):  # written atomically, so only a foreign file
+            table = pd.DataFrame()
+        if {"epoch", "dev_acc"} <= set(table.columns):
+            run.dev_acc = list(zip(table["epoch"].astype(int), table["dev_acc"].astype(float)))
+        if "epoch_s" in table.columns:
+            run.epoch_s = table["epoch_s"].astype(float).tolist()
+    return run
+
+
+# --- the table -----------------------------------------------------------------------------
+
+
+def _same(a: Any, b: Any) -> bool:
+    if a is MISSING or b is MISSING:
+        return a is b
+    try:
+        return bool(a == b)
+    except Exception:
+        return repr(a) == repr(b)
+
+
+def varying_keys(runs: list[Run]) -> list[str]:
+    """The override keys whose values are not the same in every run, in order of appearance."""
+    keys: list[str] = []
+    for run in runs:
+        keys += [key for key in run.overrides if key not in keys]
+    varying = []
+    for key in keys:
+        values = [run.value(key) for run in runs]
+        if any(not _same(values[0], v) for v in values[1:]):
+            varying.append(key)
+    return varying
+
+
+def show(value: Any) -> str:
+    """An override value as it would be typed on the command line."""
+    if value is MISSING:
+        return ""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(show(v) for v in value) + "]"
+    return str(value)
+
+
+def label_of(run: Run, keys: list[str], root: Path) -> str:
+    if not keys:
+        return run_name(run, root)
+    return " ".join(f"{key}={show(run.value(key))}" for key in keys)
+
+
+def run_name(run: Run, root: Path) -> str:
+    name = os.path.relpath(run.path, root)
+    return run.path.name if name == "." else name
+
+
+def ablation_table(runs: list[Run], root: Path) -> Any:
+    """A pandas DataFrame, a row per run, best dev accuracy first."""
+    import pandas as pd
+
+    keys = varying_keys(runs)
+    rows = []
+    for run in runs:
+        best_acc, best_epoch = run.best
+        rows.append(
+            {
+                "run": run_name(run, root),
+                **{key: show(run.value(key)) for key in keys},
+                "params": run.params,
+                "best_dev_acc": best_acc,
+                "best_epoch": best_epoch,
+                "epochs_done": len(run.dev_acc),
+                "s_per_epoch": (sum(run.epoch_s) / len(run.epoch_s)) if run.epoch_s else None,
+                "status": run.status,
+            }
+        )
+    table = pd.DataFrame(rows, columns=["run", *keys, *RESULT_COLUMNS])
+    table = table.sort_values(
+        ["best_dev_acc", "run"], ascending=[False, True], na_position="last", kind="stable"
+    ).reset_index(drop=True)
+    for column in ("params", "best_epoch"):
+        table[column] = table[column].astype("Int64")
+    return table
+
+
+def _cell(column: str, value: Any) -> str:
+    if value is None or (not isinstance(value, str) and pd_isna(value)):
+        return ""
+    if column == "params":
+        return f"{int(value):,}"
+    if column == "best_dev_acc":
+        return f"{value:.4f}"
+    if column == "s_per_epoch":
+        return f"{value:.1f}"
+    return str(value).replace("|", "\\|")
+
+
+def pd_isna(value: Any) -> bool:
+    import pandas as pd
+
+    return bool(pd.isna(value))
+
+
+def to_markdown(table: Any) -> str:
+    """A GitHub-flavoured Markdown table; numbers right-aligned."""
+    numeric = {"params", "best_dev_acc", "best_epoch", "epochs_done", "s_per_epoch"}
+    lines = [
+        "| " + " | ".join(table.columns) + " |",
+        "| " + " | ".join("---:" if c in numeric else "---" for c in table.columns) + " |",
+    ]
+    for _, row in table.iterrows():
+        lines.append("| " + " | ".join(_cell(c, row[c]) for c in table.columns) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def problems(runs: list[Run], root: Path) -> list[str]:
+    """A line per run that did not finish, with its error."""
+    return [
+        f"{run_name(run, root)}: {run.status}" + (f": {run.error}" if run.error else "")
+        for run in runs
+        if run.status in (FAILED, INTERRUPTED, KILLED)
+    ]
+
+
+# --- the plot ------------------------------------------------------------------------------
+
+
+def draw(runs: list[Run], table: Any, keys: list[str], root: Path, path: Path) -> None:
+    """Dev accuracy per epoch for every run, and each run's best, labelled by its overrides."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    by_name = {run_name(run, root): run for run in runs}
+    ordered = [by_name[name] for name in table["run"]]  # best first
+    colors = plt.get_cmap("tab10" if len(ordered) <= 10 else "tab20")
+    height = max(3.5, 0.32 * len(ordered) + 1.6)
+    figure, (curves, bars) = plt.subplots(
+        1, 2, figsize=(13, height), gridspec_kw={"width_ratios": [1, 1.15]}
+    )
+    labels = []
+    for i, run in enumerate(ordered):
+        label = label_of(run, keys, root)
+        if run.status != FINISHED:
+            label += f" ({run.status})"
+        labels.append(label)
+        color = colors(i % colors.N)
+        if run.dev_acc:
+            epochs, accs = zip(*run.dev_acc)
+            curves.plot(epochs, accs, marker="o", markersize=3, color=color, label=label)
+    curves.set_xlabel("epoch")
+    curves.set_ylabel("dev accuracy")
+    curves.set_title("dev accuracy per epoch")
+    curves.grid(alpha=0.3)
+    if 0 < len(ordered) <= 10:
+        curves.legend(fontsize=7, loc="lower right")
+
+    accs = [0.0 if math.isnan(run.best[0]) else run.best[0] for run in ordered]
+    positions = list(range(len(ordered)))[::-1]  # the best at the top
+    bars.barh(positions, accs, color=[colors(i % colors.N) for i in range(len(ordered))])
+    bars.set_yticks(positions, labels, fontsize=8)
+    for y, run, acc in zip(positions, ordered, accs):
+        text = "no epoch" if math.isnan(run.best[0]) else f"{acc:.4f}"
+        bars.text(acc, y, f" {text}", va="center", fontsize=8)
+    top = max(accs + [0.01])
+    bars.set_xlim(0, min(1.0, top * 1.15) if top < 0.87 else 1.0)
+    bars.set_xlabel("best dev accuracy")
+    bars.set_title("best dev accuracy per run")
+    bars.grid(axis="x", alpha=0.3)
+    figure.tight_layout()
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=110)
+    plt.close(figure)
+
+
+# --- the command ---------------------------------------------------------------------------
+
+
+@dataclass
+class Ablations:
+    table: Any
+    text: str  # what is printed
+    written: list[Path]
+
+
+def write_ablations(paths: list[Path], plot: bool = True) -> Ablations:
+    """Collect the runs under `paths`; write the table and the plot at the first path."""
+    roots = [Path(p) for p in paths]
+    for root in roots:
+        if not root.is_dir():
+            raise PhonemlpError(f"{root}: folder not found; give run or sweep folders")
+    found = [path for root in roots for path in find_runs(root)]
+    unique = list(dict.fromkeys(p.resolve() for p in found))
+    if not unique:
+        raise PhonemlpError(
+            f"no runs under {', '.join(map(str, roots))}: a run folder holds .hydra/ "
+            "(phonemlp-train writes one per run, or per job of a multirun)"
+        )
+    out = roots[0]
+    runs = [read_run(path) for path in unique]
+    base = out.resolve()
+    keys = varying_keys(runs)
+    table = ablation_table(runs, base)
+
+    written = [out / "ablations.csv", out / "ablations.md"]
+    with atomic_path(written[0]) as temporary:
+        table.to_csv(temporary, index=False)
+    notes = problems(runs, base)
+    markdown = to_markdown(table)
+    if notes:
+        markdown += "\n" + "\n".join(f"- {note}" for note in notes) + "\n"
+    write_text(written[1], markdown)
+    if plot:
+        written.append(out / "ablations.png")
+        draw(runs, table, keys, base, written[2])
+
+    counts = table["status"].value_counts()
+    tally = ", ".join(f"{counts[s]} {s}" for s in counts.index)
+    printable = table.copy()
+    for column in ("params", "best_dev_acc", "s_per_epoch"):
+        printable[column] = [_cell(column, v) for v in printable[column]]
+    text = printable.to_string(index=False, na_rep="")
+    text += f"\n\n{len(runs)} runs: {tally}; varying: {', '.join(keys) or 'nothing'}"
+    if notes:
+        text += "\n" + "\n".join(notes)
+    return Ablations(table=table, text=text, written=written)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="phonemlp-ablate",
+        description="Collect every run under the given folders (single runs and multirun "
+        "trees, finished, failed or running) into one table sorted by dev accuracy; write "
+        "ablations.csv, ablations.md and ablations.png at the first folder.",
+    )
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="run or sweep folders")
+    parser.add_argument("--no-plot", action="store_true", help="skip ablations.png")
+    args = parser.parse_args(argv)
+    with exit_on_user_error("phonemlp-ablate"):
+        result = write_ablations([Path(p) for p in args.paths], plot=not args.no_plot)
+    print(result.text)
+    print("wrote " + ", ".join(str(p) for p in result.written))
+
+
+# --- at the end of every multirun ----------------------------------------------------------
+
+try:
+    from hydra.experimental.callback import Callback
+except ImportError:  # pragma: no cover - hydra-core is a dependency
+    Callback = object  # type: ignore[assignment,misc]
+
+
+class SweepTable(Callback):
+    """A Hydra callback: when a multirun ends, write and print its ablation table."""
+
+    def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
+        sweep = Path(config.hydra.sweep.dir)
+        try:
+            result = write_ablations([sweep])
+        except Exception as error:  # the runs are already recorded; the table can wait
+            log.warning(f"phonemlp-ablate {sweep} failed: {error}")
+            return
+        log.info(f"\n{result.text}\nwrote {', '.join(str(p) for p in result.written)}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,184 @@
+"""Nothing lost: SIGKILL/SIGINT mid-epoch, exact resume, divergence, full disk, secrets."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from runner import BIN, metrics, summary, train_run
+
+from phonemlp import checkpoint as checkpoints
+from phonemlp.checkpoint import load_checkpoint, save_checkpoint
+from phonemlp.errors import PhonemlpError
+
+# Slow enough (hundreds of batches an epoch) to be caught mid-epoch; fp32 for exact replays.
+STEADY = [
+    "model.depth=2",
+    "model.width=256",
+    "context=3",
+    "batch_size=32",
+    "epochs=2",
+    "precision=fp32",
+    "threads=1",
+    "checkpoint_every_batches=40",
+]
+
+
+def start_training(run_dir: Path, *args: str, env: dict | None = None) -> subprocess.Popen:
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        [str(BIN / "phonemlp-train"), "wandb.mode=disabled", f"hydra.run.dir={run_dir}", *args],
+        cwd=run_dir.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.02)
+
+
+def test_sigkill_mid_epoch_then_resume_replays_exactly(corpus: Path, tmp_path: Path) -> None:
+    reference = tmp_path / "reference"
+    train_run(reference, f"data.root={corpus}", *STEADY)
+
+    killed = tmp_path / "killed"
+    proc = start_training(killed, f"data.root={corpus}", *STEADY)
+    wait_for(killed / "checkpoints" / "last.pt", proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    state = load_checkpoint(killed)  # complete despite the kill: atomic writes
+    assert state["partial_epoch"] is not None and state["epoch"] == 1, "not killed mid-epoch"
+
+    resumed = tmp_path / "resumed"
+    train_run(resumed, f"resume={killed}")
+    columns = ["epoch", "lr", "train_loss", "train_acc", "dev_loss", "dev_acc"]
+    assert metrics(resumed)[columns].equals(metrics(reference)[columns])
+    ours = load_checkpoint(resumed)["model"]
+    theirs = load_checkpoint(reference)["model"]
+    assert all(torch.equal(ours[key], theirs[key]) for key in theirs)
+
+
+def test_sigint_and_sigterm_save_and_say_how_to_resume(corpus: Path, tmp_path: Path) -> None:
+    for name, number in (("int", signal.SIGINT), ("term", signal.SIGTERM)):
+        run_dir = tmp_path / name
+        proc = start_training(run_dir, f"data.root={corpus}", *STEADY)
+        wait_for(run_dir / "checkpoints" / "last.pt", proc)
+        proc.send_signal(number)
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 128 + number, err
+        assert f"phonemlp-train resume={run_dir}" in out
+        assert "Traceback" not in err
+        state = load_checkpoint(run_dir)
+        assert state["partial_epoch"] is not None or state["epoch"] >= 1
+
+
+def test_resume_auto_continues_the_unfinished_run(corpus: Path, tmp_path: Path) -> None:
+    outputs = tmp_path / "outputs"
+    first = outputs / "day" / "first"
+    args = [f"data.root={corpus}", *STEADY]
+    proc = start_training(first, *args)
+    wait_for(first / "checkpoints" / "last.pt", proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    second = outputs / "day" / "second"
+    out = train_run(second, *args, "resume=auto").stdout
+    assert f"resume=auto: continuing {first}" in out
+    assert summary(second)["epochs"] == 2
+    third = outputs / "day" / "third"  # the first run now counts as continued elsewhere
+    out = train_run(third, *args, "resume=auto", "epochs=1").stdout
+    assert "starting afresh" in out
+
+
+def test_divergence_stops_with_a_clear_message(corpus: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    proc = train_run(
+        run_dir,
+        f"data.root={corpus}",
+        "model.depth=1",
+        "model.width=64",
+        "model.norm=none",
+        "optimizer=sgd",
+        "optimizer.lr=1e12",
+        "context=3",
+        "epochs=2",
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line.startswith("phonemlp-train: error: the training loss became")
+    assert "optimizer.lr" in line
+    last = run_dir / "checkpoints" / "last.pt"
+    if last.exists():  # only a good state was ever saved
+        weights = load_checkpoint(last)["model"]
+        assert all(torch.isfinite(w).all() for w in weights.values() if w.is_floating_point())
+
+
+def test_full_disk_keeps_the_previous_checkpoint(tmp_path: Path, monkeypatch) -> None:
+    target = tmp_path / "last.pt"
+    save_checkpoint(target, {"epoch": 1})
+
+    def no_space(obj, path) -> None:
+        Path(path).write_bytes(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checkpoints.torch, "save", no_space)
+    with pytest.raises(OSError):
+        save_checkpoint(target, {"epoch": 2})
+    assert load_checkpoint(target)["epoch"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
+
+
+def test_memory_estimate_refuses_what_cannot_fit(corpus: Path, monkeypatch) -> None:
+    from phonemlp import resources
+
+    monkeypatch.setattr(resources, "available_memory", lambda: 1000)
+    with pytest.raises(PhonemlpError, match=r"needs about .* GiB of memory.*data.fraction"):
+        resources.check_memory(corpus, ["train-clean-100", "dev-clean"])
+
+
+def test_secrets_never_reach_the_run_folder(corpus: Path, tmp_path: Path) -> None:
+    planted = "s3cr3t-planted-key-0123456789abcdef"
+    env = {
+        **os.environ,
+        "WANDB_API_KEY": planted,
+        "KAGGLE_KEY": planted,
+        "KAGGLE_USERNAME": "someone",
+    }
+    run_dir = tmp_path / "run"
+    proc = subprocess.run(
+        [
+            str(BIN / "phonemlp-train"),
+            f"data.root={corpus}",
+            "model.depth=1",
+            "model.width=32",
+            "context=2",
+            "epochs=1",
+            "limit_batches=5",
+            "wandb.mode=offline",
+            f"hydra.run.dir={run_dir}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert planted not in proc.stdout + proc.stderr
+    leaks = [p for p in run_dir.rglob("*") if p.is_file() and planted.encode() in p.read_bytes()]
+    assert leaks == []
+    assert list((run_dir / "wandb").glob("offline-run-*"))  # wandb did write its files
