@@ -182,3 +182,69 @@ def test_secrets_never_reach_the_run_folder(corpus: Path, tmp_path: Path) -> Non
     leaks = [p for p in run_dir.rglob("*") if p.is_file() and planted.encode() in p.read_bytes()]
     assert leaks == []
     assert list((run_dir / "wandb").glob("offline-run-*"))  # wandb did write its files
+
+
+def _mutations() -> dict[str, object]:
+    """Name -> f(root, first_utterance_name) that mutates a corpus copy in place."""
+    import numpy as np
+
+    def feats(root: Path, name: str) -> Path:
+        return root / "train-clean-100" / "mfcc" / f"{name}.npy"
+
+    def trans(root: Path, name: str) -> Path:
+        return root / "train-clean-100" / "transcript" / f"{name}.npy"
+
+    def set_utterance(root: Path, name: str, frames: int) -> None:
+        np.save(feats(root, name), np.zeros((frames, 28), np.float32))
+        np.save(trans(root, name), np.array(["[SOS]"] + ["AH"] * frames + ["[EOS]"]))
+
+    def retype(dtype: str):
+        def mutate(root: Path, name: str) -> None:
+            np.save(feats(root, name), np.load(feats(root, name)).astype(dtype))
+
+        return mutate
+
+    def symlink_split(root: Path, name: str) -> None:
+        real = root.parent / "elsewhere"
+        (root / "train-clean-100").rename(real)
+        (root / "train-clean-100").symlink_to(real, target_is_directory=True)
+
+    def stray_files(root: Path, name: str) -> None:
+        for folder in ("mfcc", "transcript"):
+            (root / "train-clean-100" / folder / ".DS_Store").write_bytes(b"\0\1junk")
+            (root / "train-clean-100" / folder / "README").write_text("notes")
+
+    return {
+        "empty utterance": lambda root, name: set_utterance(root, name, 0),
+        "one-frame utterance": lambda root, name: set_utterance(root, name, 1),
+        "float64 features": retype("float64"),
+        "float16 features": retype("float16"),
+        "symlinked split": symlink_split,
+        "stray files": stray_files,
+    }
+
+
+@pytest.mark.parametrize("mutation", list(_mutations()))
+def test_corpus_mutations_are_read_correctly(corpus: Path, tmp_path: Path, mutation: str) -> None:
+    """Tolerable oddities are read right: every other utterance keeps its exact labels."""
+    import shutil
+
+    import numpy as np
+
+    from phonemlp.data.corpus import read_split
+
+    root = tmp_path / "corpus"
+    shutil.copytree(corpus, root)
+    before = read_split(root, "train-clean-100", progress=False)
+    name = before.names[0]
+    _mutations()[mutation](root, name)
+    after = read_split(root, "train-clean-100", progress=False)
+    assert after.names == before.names
+    for u in range(1, len(before.names)):
+        old = slice(before.offsets[u], before.offsets[u + 1])
+        new = slice(after.offsets[u], after.offsets[u + 1])
+        assert np.array_equal(after.labels[new], before.labels[old])
+        assert np.allclose(after.features[new], before.features[old], atol=0.05)
+    first = slice(after.offsets[0], after.offsets[1])
+    transcript = np.load(root / "train-clean-100" / "transcript" / f"{name}.npy")
+    assert len(after.labels[first]) == len(transcript) - 2
