@@ -151,7 +151,8 @@ def read_run(path: Path) -> Run:
         except (OSError, ValueError):  # written atomically, so only a foreign file
             table = pd.DataFrame()
         if {"epoch", "dev_acc"} <= set(table.columns):
-            run.dev_acc = list(zip(table["epoch"].astype(int), table["dev_acc"].astype(float)))
+            epochs, accs = table["epoch"].astype(int), table["dev_acc"].astype(float)
+            run.dev_acc = list(zip(epochs, accs, strict=True))
         if "epoch_s" in table.columns:
             run.epoch_s = table["epoch_s"].astype(float).tolist()
     return run
@@ -245,7 +246,7 @@ def _cell(column: str, value: Any) -> str:
     if column == "best_dev_acc":
         return f"{value:.4f}"
     if column == "s_per_epoch":
-        return f"{value:.1f}"
+        return f"{value:.3g}"
     return str(value).replace("|", "\\|")
 
 
@@ -285,12 +286,13 @@ def draw(runs: list[Run], table: Any, keys: list[str], root: Path, path: Path) -
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     by_name = {run_name(run, root): run for run in runs}
     ordered = [by_name[name] for name in table["run"]]  # best first
     colors = plt.get_cmap("tab10" if len(ordered) <= 10 else "tab20")
     height = max(3.5, 0.32 * len(ordered) + 1.6)
-    figure, (curves, bars) = plt.subplots(
+    figure, (curves, best) = plt.subplots(
         1, 2, figsize=(13, height), gridspec_kw={"width_ratios": [1, 1.15]}
     )
     labels = []
@@ -301,8 +303,11 @@ def draw(runs: list[Run], table: Any, keys: list[str], root: Path, path: Path) -
         labels.append(label)
         color = colors(i % colors.N)
         if run.dev_acc:
-            epochs, accs = zip(*run.dev_acc)
+            epochs, accs = zip(*run.dev_acc, strict=True)
             curves.plot(epochs, accs, marker="o", markersize=3, color=color, label=label)
+    last_epoch = max((epoch for run in ordered for epoch, _ in run.dev_acc), default=1)
+    curves.set_xlim(0.5, last_epoch + 0.5)
+    curves.xaxis.set_major_locator(MaxNLocator(integer=True))
     curves.set_xlabel("epoch")
     curves.set_ylabel("dev accuracy")
     curves.set_title("dev accuracy per epoch")
@@ -310,18 +315,25 @@ def draw(runs: list[Run], table: Any, keys: list[str], root: Path, path: Path) -
     if 0 < len(ordered) <= 10:
         curves.legend(fontsize=7, loc="lower right")
 
-    accs = [0.0 if math.isnan(run.best[0]) else run.best[0] for run in ordered]
+    # a dot per run (not bars from 0, which hide the differences an ablation is about)
+    known = [run.best[0] for run in ordered if not math.isnan(run.best[0])]
+    low, high = (min(known), max(known)) if known else (0.0, 1.0)
+    pad = max(0.005, 0.08 * (high - low))
     positions = list(range(len(ordered)))[::-1]  # the best at the top
-    bars.barh(positions, accs, color=[colors(i % colors.N) for i in range(len(ordered))])
-    bars.set_yticks(positions, labels, fontsize=8)
-    for y, run, acc in zip(positions, ordered, accs):
-        text = "no epoch" if math.isnan(run.best[0]) else f"{acc:.4f}"
-        bars.text(acc, y, f" {text}", va="center", fontsize=8)
-    top = max(accs + [0.01])
-    bars.set_xlim(0, min(1.0, top * 1.15) if top < 0.87 else 1.0)
-    bars.set_xlabel("best dev accuracy")
-    bars.set_title("best dev accuracy per run")
-    bars.grid(axis="x", alpha=0.3)
+    for i, (y, run) in enumerate(zip(positions, ordered, strict=True)):
+        acc = run.best[0]
+        if math.isnan(acc):
+            best.text(low - pad, y, " no epoch done", va="center", fontsize=8, color="grey")
+            continue
+        best.hlines(y, low - pad, acc, color=colors(i % colors.N), linewidth=2, alpha=0.6)
+        best.plot([acc], [y], "o", color=colors(i % colors.N), markersize=7)
+        best.text(acc + pad / 4, y, f" {acc:.4f}", va="center", fontsize=8)
+    best.set_yticks(positions, labels, fontsize=8)
+    best.set_xlim(low - pad, high + 3 * pad)
+    best.set_ylim(-0.6, len(ordered) - 0.4)
+    best.set_xlabel("best dev accuracy")
+    best.set_title("best dev accuracy per run")
+    best.grid(axis="x", alpha=0.3)
     figure.tight_layout()
     with atomic_path(path) as temporary:
         figure.savefig(temporary, format="png", dpi=110)

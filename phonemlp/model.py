@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -83,8 +85,7 @@ class Dropout(nn.Module):
 
     def __init__(self, p: float) -> None:
         super().__init__()
-        self.p = p
-        self.threshold = round(p * 65536) - 32768  # keep an element when its bits >= this
+        self.p = p  # may be changed between batches (dropout schedules)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0:
@@ -93,7 +94,8 @@ class Dropout(nn.Module):
             -(2**63), 2**63 - 1, (-(-x.numel() // 4),), dtype=torch.int64, device=x.device
         )
         bits = draws.view(torch.int16)[: x.numel()].view(x.shape)
-        keep = (bits >= self.threshold).to(x.dtype).mul_(1 / (1 - self.p))
+        threshold = round(self.p * 65536) - 32768  # keep an element when its bits >= this
+        keep = (bits >= threshold).to(x.dtype).mul_(1 / (1 - self.p))
         return x * keep
 
     def extra_repr(self) -> str:
@@ -175,9 +177,9 @@ def _initialise(linear: nn.Linear, init: str, activation: str) -> None:
     nn.init.zeros_(linear.bias)
 
 
-def build_model(model_cfg, input_dim: int, num_classes: int) -> MLP:
+def build_model(model_cfg: Any, input_dim: int, num_classes: int) -> MLP:
     """The MLP a `model` config describes, refused before building if over max_params."""
-    widths = resolve_widths(model_cfg)
+    widths = resolve_widths(model_cfg, input_dim, num_classes)
     params = count_params(input_dim, widths, num_classes, model_cfg.norm, model_cfg.norm_every)
     if params > model_cfg.max_params:
         raise PhonemlpError(
@@ -198,13 +200,53 @@ def build_model(model_cfg, input_dim: int, num_classes: int) -> MLP:
     )
 
 
-def resolve_widths(model_cfg) -> list[int]:
-    """The hidden widths of a model config: the explicit list, else its shape's."""
+def parse_count(value: int | float | str) -> int:
+    """A parameter count: 19900000, 19.9M or 500K."""
+    text = str(value).strip().upper().replace(",", "").replace("_", "")
+    scale = {"K": 1e3, "M": 1e6}.get(text[-1:], 1)
+    try:
+        return int(float(text[:-1] if scale != 1 else text) * scale)
+    except ValueError:
+        raise PhonemlpError(
+            f"model.param_budget={value!r} is not a count; write e.g. 19.9M, 500K or 3000000"
+        ) from None
+
+
+def fill_budget(model_cfg: Any, input_dim: int, num_classes: int, budget: int) -> list[int]:
+    """The shape's widths with the largest `width` (a multiple of 8) that fits the budget."""
+    depth = int(model_cfg.depth)
+
+    def params(width: int) -> int:
+        widths = shape_widths(model_cfg.shape, depth, width)
+        return count_params(input_dim, widths, num_classes, model_cfg.norm, model_cfg.norm_every)
+
+    if depth == 0 or params(8) > budget:
+        raise PhonemlpError(
+            f"model.param_budget={budget:,} cannot hold a {model_cfg.shape} of depth {depth} "
+            f"on {input_dim} inputs (at least {params(8):,} parameters); raise it or lower context"
+        )
+    low, high = 8, 8
+    while params(high) <= budget:
+        low, high = high, high * 2
+    while high - low > 8:  # params(low) fits, params(high) does not
+        middle = (low + high) // 16 * 8
+        low, high = (middle, high) if params(middle) <= budget else (low, middle)
+    return shape_widths(model_cfg.shape, depth, low)
+
+
+def resolve_widths(model_cfg: Any, input_dim: int = 0, num_classes: int = 0) -> list[int]:
+    """The hidden widths of a model config: the explicit list, the budget-filling shape, or
+    the shape at its `width`."""
+    budget = model_cfg.get("param_budget")
     if model_cfg.widths is not None:
+        if budget is not None:
+            raise PhonemlpError("model.widths and model.param_budget exclude each other")
         widths = [int(w) for w in model_cfg.widths]
         if any(w < 1 for w in widths):
             raise PhonemlpError(f"model.widths={widths} must all be >= 1")
         return widths
+    if budget is not None:
+        return fill_budget(model_cfg, input_dim, num_classes, parse_count(budget))
     return shape_widths(model_cfg.shape, int(model_cfg.depth), int(model_cfg.width))
 
 

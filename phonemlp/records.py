@@ -91,9 +91,13 @@ def run_status(run_dir: Path) -> str:
     if record is None:
         return FINISHED if (Path(run_dir) / "summary.json").is_file() else UNFINISHED
     status = record.get("status", UNFINISHED)
-    if status == RUNNING and record.get("host") == socket.gethostname():
-        if not process_alive(int(record["pid"]), record.get("pid_start")):
-            return KILLED
+    here = record.get("host") == socket.gethostname()
+    if (
+        status == RUNNING
+        and here
+        and not process_alive(int(record["pid"]), record.get("pid_start"))
+    ):
+        return KILLED
     return status
 
 

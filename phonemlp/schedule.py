@@ -8,6 +8,7 @@ accuracies seen), and its whole state is a plain dict for exact resume.
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 import torch
@@ -44,7 +45,12 @@ class Schedule:
     """lr(step) = base_lr * warmup(step) * decay(step); `step` counts batches from 0."""
 
     def __init__(
-        self, cfg: Any, optimizer: torch.optim.Optimizer, steps_per_epoch: int, epochs: int
+        self,
+        cfg: Any,
+        optimizer: torch.optim.Optimizer,
+        steps_per_epoch: int,
+        epochs: int,
+        budget_s: float = 0.0,
     ) -> None:
         if cfg.name not in KINDS:
             raise PhonemlpError(f"scheduler.name={cfg.name!r} is not one of {', '.join(KINDS)}")
@@ -59,6 +65,15 @@ class Schedule:
         self.plateau_scale = 1.0
         self.best_metric = -math.inf
         self.bad_epochs = 0
+        self.budget_s = budget_s  # > 0: the run's horizon is this many wall-clock seconds
+        self.elapsed_before = 0.0  # seconds spent in earlier sessions of a resumed run
+        self.clock = time.perf_counter()
+
+    def elapsed(self) -> float:
+        return self.elapsed_before + time.perf_counter() - self.clock
+
+    def budget_spent(self) -> bool:
+        return self.budget_s > 0 and self.elapsed() >= self.budget_s
 
     def factor(self, step: int) -> float:
         cfg = self.cfg
@@ -72,8 +87,11 @@ class Schedule:
         elif cfg.name == "exponential":
             decay = cfg.gamma**epoch
         elif cfg.name == "cosine":
-            span = max(1.0, self.total_steps - warmup_steps)
-            progress = min(1.0, max(0.0, step - warmup_steps) / span)
+            if self.budget_s > 0:  # the horizon is the time budget
+                progress = min(1.0, self.elapsed() / self.budget_s)
+            else:
+                span = max(1.0, self.total_steps - warmup_steps)
+                progress = min(1.0, max(0.0, step - warmup_steps) / span)
             floor = cfg.min_lr_ratio
             decay = floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
         else:  # plateau
@@ -104,9 +122,12 @@ class Schedule:
             "plateau_scale": self.plateau_scale,
             "best_metric": self.best_metric,
             "bad_epochs": self.bad_epochs,
+            "elapsed": self.elapsed(),
         }
 
     def load_state_dict(self, state: dict[str, float]) -> None:
         self.plateau_scale = float(state["plateau_scale"])
         self.best_metric = float(state["best_metric"])
         self.bad_epochs = int(state["bad_epochs"])
+        self.elapsed_before = float(state.get("elapsed", 0.0))
+        self.clock = time.perf_counter()

@@ -30,13 +30,15 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from phonemlp.atomic import atomic_path, write_text
+from phonemlp.augment import augment, augment_enabled, check_augment
 from phonemlp.checkpoint import load_checkpoint, save_checkpoint
 from phonemlp.data.corpus import feature_dim
 from phonemlp.data.splits import corpus_root, load_split, training_subset
 from phonemlp.data.windows import WindowedSplit
+from phonemlp.ema import make_ema
 from phonemlp.errors import PhonemlpError, exit_on_user_error
 from phonemlp.evaluate import evaluate
-from phonemlp.model import build_model
+from phonemlp.model import Dropout, build_model
 from phonemlp.phonemes import CLASSES, NUM_CLASSES
 from phonemlp.records import run_recorded
 from phonemlp.resources import check_memory
@@ -72,20 +74,35 @@ def check_settings(cfg: DictConfig) -> None:
         raise PhonemlpError(f"label_smoothing={cfg.label_smoothing} must be in [0, 1)")
     if cfg.grad_clip < 0:
         raise PhonemlpError(f"grad_clip={cfg.grad_clip} must be >= 0 (0 = off)")
+    check_augment(cfg.augment)
+    if cfg.rdrop_alpha < 0 or cfg.time_budget_s < 0:
+        raise PhonemlpError("rdrop_alpha and time_budget_s must be >= 0")
+    if cfg.dropout_final is not None and not 0.0 <= cfg.dropout_final < 1.0:
+        raise PhonemlpError(f"dropout_final={cfg.dropout_final} must be in [0, 1)")
     if cfg.wandb.mode not in ("offline", "online", "disabled"):
         raise PhonemlpError(
             f"wandb.mode={cfg.wandb.mode!r} is not one of offline, online, disabled"
         )
 
 
-def build_optimizer(optimizer_cfg: DictConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
-    """The torch optimizer the `optimizer` group names; bad values give one clear line."""
+def build_optimizer(
+    optimizer_cfg: DictConfig, model: torch.nn.Module, no_decay_norm_bias: bool = False
+) -> torch.optim.Optimizer:
+    """The torch optimizer the `optimizer` group names; bad values give one clear line.
+
+    With `no_decay_norm_bias`, weight decay applies to the weight matrices only.
+    """
+    parameters: Any = model.parameters()
+    if no_decay_norm_bias:
+        matrices = [p for p in model.parameters() if p.ndim >= 2]
+        others = [p for p in model.parameters() if p.ndim < 2]
+        parameters = [{"params": matrices}, {"params": others, "weight_decay": 0.0}]
     try:
         factory = instantiate(optimizer_cfg)
         options = {}
         if "fused" not in optimizer_cfg and "fused" in inspect.signature(factory.func).parameters:
             options["fused"] = True  # one kernel for the whole update, on CPU and GPU
-        return factory(model.parameters(), **options)
+        return factory(parameters, **options)
     except Exception as error:  # torch validates lr, momentum, betas... with ValueError
         cause = error.__cause__ or error
         raise PhonemlpError(f"optimizer: {cause}; check optimizer.* settings") from None
@@ -174,13 +191,17 @@ def train(cfg: DictConfig) -> float:
         raise PhonemlpError(f"{root}: the train or dev split has no frames")
     del train_data, dev_data
     model.to(device)
-    optimizer = build_optimizer(cfg.optimizer, model)
+    ema = make_ema(model, cfg.ema)
+    evaluated = model if ema is None else ema.module  # the weights that are scored and kept
+    optimizer = build_optimizer(cfg.optimizer, model, cfg.no_decay_norm_bias)
     steps_per_epoch = train_set.num_batches(cfg.batch_size, cfg.limit_batches)
-    schedule = Schedule(cfg.scheduler, optimizer, steps_per_epoch, cfg.epochs)
+    schedule = Schedule(cfg.scheduler, optimizer, steps_per_epoch, cfg.epochs, cfg.time_budget_s)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     state = RunState()
     if resumed is not None:
-        model.load_state_dict(resumed["model"])
+        model.load_state_dict(resumed["train_model"] or resumed["model"])
+        if ema is not None and resumed.get("ema_state") is not None:
+            ema.load_state_dict(resumed["ema_state"])
         optimizer.load_state_dict(resumed["optimizer"])
         schedule.load_state_dict(resumed["schedule"])
         scaler.load_state_dict(resumed["scaler"])
@@ -221,7 +242,9 @@ def train(cfg: DictConfig) -> float:
         payload = {
             **static,
             **state.to_checkpoint(),
-            "model": model.state_dict(),
+            "model": evaluated.state_dict(),
+            "train_model": None if ema is None else model.state_dict(),
+            "ema_state": None if ema is None else ema.state_dict(),
             "optimizer": optimizer.state_dict(),
             "schedule": schedule.state_dict(),
             "scaler": scaler.state_dict(),
@@ -243,7 +266,7 @@ def train(cfg: DictConfig) -> float:
         first_epoch = state.epoch if state.partial else state.epoch + 1
         for epoch in range(first_epoch, cfg.epochs + 1):
             state.epoch = epoch
-            row = train_epoch(cfg, model, optimizer, schedule, scaler, train_set, device,
+            row = train_epoch(cfg, model, ema, optimizer, schedule, scaler, train_set, device,
                               precision, state, save, stop)
             if row is None:  # stopped by a signal; last.pt holds the epoch so far
                 log.info(
@@ -254,7 +277,7 @@ def train(cfg: DictConfig) -> float:
                 tracker.finish(None)
                 raise SystemExit(128 + stop.signal_number)
             row["dev_loss"], row["dev_acc"] = evaluate(
-                model, dev_set, cfg.eval_batch_size, precision
+                evaluated, dev_set, cfg.eval_batch_size, precision
             )
             schedule.end_epoch(row["dev_acc"])
             state.history.append(row)
@@ -276,6 +299,9 @@ def train(cfg: DictConfig) -> float:
                 f"{row['epoch_s']:.1f}s  {row['train_frames_per_s']:,.0f} frames/s"
                 + ("  *best*" if improved else "")
             )
+            if schedule.budget_spent():
+                log.info(f"time budget of {cfg.time_budget_s:g}s spent after epoch {epoch}")
+                break
 
     history = state.history
     summary = {
@@ -299,6 +325,25 @@ def train(cfg: DictConfig) -> float:
     tracker.finish(summary)
     print_summary(summary, history, run_dir)
     return state.best_acc
+
+
+def symmetric_kl(logits: torch.Tensor, twin: torch.Tensor) -> torch.Tensor:
+    """Mean symmetric KL divergence between two predictions of the same batch (R-Drop)."""
+    log_p, log_q = logits.log_softmax(1), twin.log_softmax(1)
+    forward = F.kl_div(log_q, log_p, log_target=True, reduction="batchmean")
+    backward = F.kl_div(log_p, log_q, log_target=True, reduction="batchmean")
+    return (forward + backward) / 2
+
+
+def set_dropout(model: torch.nn.Module, cfg: DictConfig, epoch: int) -> None:
+    """The dropout schedule: model.dropout at the first epoch, linearly to dropout_final."""
+    if cfg.dropout_final is None:
+        return
+    progress = (epoch - 1) / max(1, cfg.epochs - 1)
+    rate = cfg.model.dropout + (cfg.dropout_final - cfg.model.dropout) * progress
+    for module in model.modules():
+        if isinstance(module, Dropout):
+            module.p = rate
 
 
 @dataclass
@@ -370,6 +415,7 @@ class StopOnSignal:
 def train_epoch(
     cfg: DictConfig,
     model: torch.nn.Module,
+    ema: torch.optim.swa_utils.AveragedModel | None,
     optimizer: torch.optim.Optimizer,
     schedule: Schedule,
     scaler: torch.amp.GradScaler,
@@ -386,6 +432,8 @@ def train_epoch(
     """
     model.train()
     epoch = state.epoch
+    set_dropout(model, cfg, epoch)
+    augmenting = augment_enabled(cfg.augment)
     generator = torch.Generator(device=device).manual_seed(cfg.seed * 100_003 + epoch)
     order = torch.randperm(train_set.frames, generator=generator, device=device)
     total = train_set.num_batches(cfg.batch_size, cfg.limit_batches)
@@ -422,9 +470,16 @@ def train_epoch(
                unit="batch", leave=False)
     for batch, (windows, labels) in enumerate(bar, start=first):
         lr = schedule.set_lr(state.step)
+        if augmenting:
+            windows = augment(windows, train_set.feature_dim, cfg.augment)
         with autocast(device, precision):
             logits = model(windows)
             loss = F.cross_entropy(logits.float(), labels, label_smoothing=cfg.label_smoothing)
+            if cfg.rdrop_alpha > 0:  # R-Drop: a second dropout pass, pulled towards the first
+                twin = model(windows)
+                loss = (loss + F.cross_entropy(twin.float(), labels,
+                                               label_smoothing=cfg.label_smoothing)) / 2
+                loss = loss + cfg.rdrop_alpha * symmetric_kl(logits.float(), twin.float())
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if cfg.grad_clip > 0:
@@ -432,12 +487,16 @@ def train_epoch(
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         scaler.step(optimizer)
         scaler.update()
+        if ema is not None:
+            ema.update_parameters(model)
         state.step += 1
         loss_sum += loss.detach() * len(labels)
         correct += (logits.argmax(1) == labels).sum()
         frames += len(labels)
         done = batch + 1
         every = cfg.checkpoint_every_batches
+        if schedule.budget_spent():
+            break
         if stop or (every and done % every == 0 and done < total):
             check_finite(batch)
             remember(done)

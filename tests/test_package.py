@@ -168,6 +168,13 @@ def test_wheel_ships_the_configs_and_runs_installed(tmp_path: Path) -> None:
     }
     assert expected <= names, sorted(expected - names)
     assert "phonemlp/conf/hydra/job_logging/phonemlp.yaml" in names
+    sweep_configs = {
+        "phonemlp/conf/experiment/subset_search.yaml",
+        "phonemlp/conf/experiment/full.yaml",
+        "phonemlp/conf/hparams_search/optuna.yaml",
+        "phonemlp/conf/hydra/launcher/slurm.yaml",
+    }
+    assert sweep_configs <= names, sorted(sweep_configs - names)
     assert not any(name.startswith(("tests/", "conf/", "scripts/")) for name in names)
 
     # A fresh venv that borrows this one's dependencies through a plain path line in a .pth
@@ -206,4 +213,8 @@ def test_wheel_ships_the_configs_and_runs_installed(tmp_path: Path) -> None:
     assert "_target_: torch.optim.AdamW" in out
     out = run(venv / "bin" / "phonemlp-predict", "--cfg", "job", "ckpt=x.pt", cwd=cwd, env=env)
     assert "ckpt: x.pt" in out and "label_format: symbol" in out
+    out = run(venv / "bin" / "phonemlp-ablate", "--help", cwd=cwd, env=env)
+    assert "ablations.csv" in out
+    out = run(venv / "bin" / "phonemlp-train", "--cfg", "job", "experiment=full", cwd=cwd, env=env)
+    assert "fraction: 1.0" in out and "epochs: 30" in out
     assert not any(cwd.iterdir())

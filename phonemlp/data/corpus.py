@@ -21,13 +21,24 @@ _SORTED_TO_INDEX = np.array([CLASSES.index(s) for s in _SORTED_CLASSES], dtype=n
 
 @dataclass
 class Split:
-    """All utterances of one split, concatenated in sorted file-name order."""
+    """All utterances of one split, in sorted file-name order, as one feature array.
+
+    Utterance u's frames are rows `starts[u]` .. `starts[u] + lengths[u]` of `features`, and
+    at least `pad` zero rows lie before and after each utterance. `read_split` gives the
+    plain concatenation (pad 0, starts = offsets[:-1]); a prepared split (data/cache.py)
+    keeps 50 zero rows between utterances, so any context up to 50 needs no copy.
+    """
 
     name: str
     names: list[str]  # utterance names (file stems), sorted
-    features: np.ndarray  # (frames, feature_dim) float32
-    offsets: np.ndarray  # (utterances + 1,) int64: utterance u is features[offsets[u]:offsets[u+1]]
+    features: np.ndarray  # (rows, feature_dim) float32 or float16 (possibly a memory map)
+    offsets: np.ndarray  # (utterances + 1,) int64: frames offsets[u]:offsets[u+1] are utterance u
     labels: np.ndarray | None  # (frames,) uint8 class indices, None for an unlabelled split
+    starts: np.ndarray | None = None  # (utterances,) int64 first row of each utterance; None: offsets[:-1]
+    pad: int = 0  # zero rows guaranteed before and after every utterance in `features`
+    moments: np.ndarray | None = None  # (utterances, 2, dim) float64 sum and sum of squares of the raw frames
+    pending_stats: tuple[np.ndarray, np.ndarray] | None = None
+    """Global (mean, std) still to apply to `features`: done when the split is placed on a device."""
 
     @property
     def frames(self) -> int:
@@ -40,6 +51,48 @@ class Split:
     @property
     def lengths(self) -> np.ndarray:
         return np.diff(self.offsets)
+
+    @property
+    def rows(self) -> np.ndarray:
+        """The first row of each utterance in `features`."""
+        return self.offsets[:-1] if self.starts is None else self.starts
+
+    def subset(self, names: list[str]) -> Split:
+        """The same split restricted to `names` (a sorted subset), sharing `features`."""
+        where = {name: u for u, name in enumerate(self.names)}
+        chosen = np.array([where[name] for name in names], dtype=np.int64)
+        lengths = self.lengths[chosen]
+        offsets = np.zeros(len(chosen) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        labels = None
+        if self.labels is not None:
+            firsts = self.offsets[chosen]
+            labels = np.concatenate(
+                [self.labels[a : a + n] for a, n in zip(firsts, lengths, strict=True)]
+                or [np.empty(0, np.uint8)]
+            )
+        return Split(
+            name=self.name,
+            names=list(names),
+            features=self.features,
+            offsets=offsets,
+            labels=labels,
+            starts=self.rows[chosen],
+            pad=self.pad,
+            moments=None if self.moments is None else self.moments[chosen],
+            pending_stats=self.pending_stats,
+        )
+
+
+@dataclass
+class SplitFiles:
+    """The checked file listing of one split: names and their mfcc/transcript paths."""
+
+    root: Path
+    split: str
+    names: list[str]
+    mfcc: list[Path]
+    transcripts: list[Path] | None  # None for an unlabelled read
 
 
 def _listing(folder: Path) -> dict[str, Path]:
@@ -125,16 +178,12 @@ def labels_from_transcript(transcript: np.ndarray, path: Path, frames: int) -> n
     return _SORTED_TO_INDEX[where]
 
 
-def read_split(
-    root: Path,
-    split: str,
-    labelled: bool = True,
-    utterances: list[str] | None = None,
-    progress: bool = True,
-) -> Split:
-    """Read and validate `root/split/mfcc` (and `transcript` when labelled) into one Split.
+def split_files(
+    root: Path, split: str, labelled: bool = True, utterances: list[str] | None = None
+) -> SplitFiles:
+    """List and check `root/split/mfcc` (and `transcript`): folders and file names only.
 
-    `utterances` restricts the read to these names (e.g. a data.fraction subset).
+    `utterances` restricts the listing to these names (e.g. a data.fraction subset).
     """
     root = Path(root)
     if not root.is_dir():
@@ -161,38 +210,75 @@ def read_split(
                 f"(first: {names[0]}.npy); mfcc/ and transcript/ must hold the same file names"
             )
     names = sorted(mfcc) if utterances is None else list(utterances)
+    return SplitFiles(
+        root=root,
+        split=split,
+        names=names,
+        mfcc=[mfcc[name] for name in names],
+        transcripts=[transcripts[name] for name in names] if labelled else None,
+    )
 
-    lengths = np.empty(len(names), dtype=np.int64)
+
+def frame_counts(files: SplitFiles) -> tuple[np.ndarray, int]:
+    """Frames per utterance and the feature dimension, from the feature files' headers."""
+    lengths = np.empty(len(files.names), dtype=np.int64)
     feature_dim = None
-    for i, name in enumerate(names):
-        frames, dim = _feature_header(mfcc[name])
+    for i, path in enumerate(files.mfcc):
+        frames, dim = _feature_header(path)
         if feature_dim is None:
             feature_dim = dim
         elif dim != feature_dim:
             raise PhonemlpError(
-                f"{mfcc[name]}: feature dimension {dim} differs from {feature_dim} in "
-                f"{mfcc[names[0]]}; all feature files of a corpus must have the same dimension"
+                f"{path}: feature dimension {dim} differs from {feature_dim} in "
+                f"{files.mfcc[0]}; all feature files of a corpus must have the same dimension"
             )
         lengths[i] = frames
-    offsets = np.zeros(len(names) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
+    return lengths, int(feature_dim or 0)
 
-    features = np.empty((int(offsets[-1]), feature_dim), dtype=np.float32)
+
+def read_utterance(files: SplitFiles, u: int, frames: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Utterance u's checked float32 features (frames, dim) and labels (None if unlabelled)."""
+    path = files.mfcc[u]
+    with np.errstate(over="ignore"):  # values beyond float32 become Inf, refused below
+        features = np.asarray(_load_npy(path), dtype=np.float32)
+    if len(features) != frames:
+        raise PhonemlpError(f"{path}: changed while being read; read it again")
+    if not np.isfinite(features).all():
+        raise PhonemlpError(
+            f"{path}: features contain NaN or Inf values (as float32); "
+            "fix or remove this utterance"
+        )
+    if files.transcripts is None:
+        return features, None
+    transcript = _load_npy(files.transcripts[u])
+    return features, labels_from_transcript(transcript, files.transcripts[u], frames)
+
+
+def read_split(
+    root: Path,
+    split: str,
+    labelled: bool = True,
+    utterances: list[str] | None = None,
+    progress: bool = True,
+) -> Split:
+    """Read and validate `root/split/mfcc` (and `transcript` when labelled) into one Split.
+
+    The features are the raw float32 frames, concatenated without padding.
+    `utterances` restricts the read to these names (e.g. a data.fraction subset).
+    """
+    files = split_files(root, split, labelled, utterances)
+    lengths, dim = frame_counts(files)
+    offsets = np.zeros(len(files.names) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    features = np.empty((int(offsets[-1]), dim), dtype=np.float32)
     labels = np.empty(int(offsets[-1]), dtype=np.uint8) if labelled else None
-    bar = tqdm(names, desc=f"reading {split}", unit="utt", disable=not progress, leave=False)
-    for i, name in enumerate(bar):
-        start, end = offsets[i], offsets[i + 1]
-        with np.errstate(over="ignore"):  # values beyond float32 become Inf, refused below
-            features[start:end] = _load_npy(mfcc[name])
-        if not np.isfinite(features[start:end]).all():
-            raise PhonemlpError(
-                f"{mfcc[name]}: features contain NaN or Inf values (as float32); "
-                "fix or remove this utterance"
-            )
+    bar = tqdm(files.names, desc=f"reading {split}", unit="utt", disable=not progress, leave=False)
+    for u, _ in enumerate(bar):
+        start, end = offsets[u], offsets[u + 1]
+        features[start:end], utterance_labels = read_utterance(files, u, int(end - start))
         if labels is not None:
-            transcript = _load_npy(transcripts[name])
-            labels[start:end] = labels_from_transcript(transcript, transcripts[name], end - start)
-    return Split(name=split, names=names, features=features, offsets=offsets, labels=labels)
+            labels[start:end] = utterance_labels
+    return Split(name=split, names=files.names, features=features, offsets=offsets, labels=labels)
 
 
 def list_utterances(root: Path, split: str) -> list[str]:

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from phonemlp.data.corpus import Split, list_utterances, read_split
-from phonemlp.data.normalize import MODES, global_stats, normalize
+from phonemlp.data.cache import (
+    default_cache_dir,
+    prepare_cached,
+    prepare_in_memory,
+    storage_dtype,
+    stored_normalisation,
+)
+from phonemlp.data.corpus import Split, list_utterances, split_files
+from phonemlp.data.normalize import MODES, check_stats, stats_from_moments
 from phonemlp.errors import PhonemlpError
 
 
@@ -37,6 +46,15 @@ def training_subset(root: Path, split: str, fraction: float, seed: int) -> list[
     return [names[i] for i in sorted(chosen)]
 
 
+def storage_options(data_cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The cache settings of a `data` config (defaults for configs older than them)."""
+    return {
+        "cache": bool(data_cfg.get("cache", True)),
+        "cache_dir": data_cfg.get("cache_dir"),
+        "dtype": str(data_cfg.get("dtype", "float32")),
+    }
+
+
 def load_split(
     root: Path,
     split: str,
@@ -44,12 +62,36 @@ def load_split(
     labelled: bool = True,
     stats: tuple[np.ndarray, np.ndarray] | None = None,
     utterances: list[str] | None = None,
+    *,
+    cache: bool = True,
+    cache_dir: str | Path | None = None,
+    dtype: str = "float32",
+    progress: bool = True,
 ) -> tuple[Split, tuple[np.ndarray, np.ndarray] | None]:
-    """Read and normalise a split; returns it and the global stats (computed if not given)."""
+    """A normalised split and the global stats (computed from it if `mode` is global and
+    no `stats` are given).
+
+    With `cache`, the whole split is prepared once under `cache_dir` (default: the user's
+    phonemlp cache) and memory-mapped; `utterances` then selects from it. Global
+    normalisation is left pending in the Split (`pending_stats`) and applied when the
+    split is placed on a device, so the prepared features are never copied for it.
+    """
     if mode not in MODES:
         raise PhonemlpError(f"data.normalize={mode!r} is not one of {', '.join(MODES)}")
-    data = read_split(root, split, labelled=labelled, utterances=utterances)
-    if mode == "global" and stats is None:
-        stats = global_stats(data.features)
-    normalize(data.features, data.offsets, mode, stats)
+    storage_dtype(dtype)
+    stored = stored_normalisation(mode)
+    if cache:
+        files = split_files(root, split, labelled)
+        folder = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+        data = prepare_cached(files, stored, dtype, folder, progress=progress)
+        if utterances is not None:
+            data = data.subset(utterances)
+    else:
+        files = split_files(root, split, labelled, utterances)
+        data = prepare_in_memory(files, stored, dtype, progress=progress)
+    if mode == "global":
+        if stats is None:
+            stats = stats_from_moments(data.moments, data.frames)
+        check_stats(stats, data.feature_dim)
+        data.pending_stats = stats
     return data, stats
