@@ -23,6 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+import yaml
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.experimental.callback import Callback
+
 from phonemlp.atomic import atomic_path, write_text
 from phonemlp.errors import PhonemlpError, exit_on_user_error
 from phonemlp.records import FAILED, FINISHED, INTERRUPTED, KILLED, read_status, run_status
@@ -100,8 +105,6 @@ def find_runs(root: Path) -> list[Path]:
 
 def parse_overrides(overrides: list[str]) -> dict[str, Any]:
     """`key=value` command-line overrides as key -> typed value (Hydra's own grammar)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     parsed = {}
     parser = OverridesParser.create()
     for text in overrides:
@@ -118,8 +121,6 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
 
 
 def _yaml(path: Path) -> Any:
-    import yaml
-
     try:
         return yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError):
@@ -144,8 +145,6 @@ def read_run(path: Path) -> Run:
     run.choices = (hydra.get("hydra", {}).get("runtime", {}) or {}).get("choices", {}) or {}
     metrics = path / "metrics.csv"
     if metrics.is_file():
-        import pandas as pd
-
         try:
             table = pd.read_csv(metrics)
         except (OSError, ValueError):  # written atomically, so only a foreign file
@@ -209,10 +208,8 @@ def run_name(run: Run, root: Path) -> str:
     return run.path.name if name == "." else name
 
 
-def ablation_table(runs: list[Run], root: Path) -> Any:
-    """A pandas DataFrame, a row per run, best dev accuracy first."""
-    import pandas as pd
-
+def ablation_table(runs: list[Run], root: Path) -> pd.DataFrame:
+    """A row per run, best dev accuracy first."""
     keys = varying_keys(runs)
     rows = []
     for run in runs:
@@ -239,7 +236,7 @@ def ablation_table(runs: list[Run], root: Path) -> Any:
 
 
 def _cell(column: str, value: Any) -> str:
-    if value is None or (not isinstance(value, str) and pd_isna(value)):
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
         return ""
     if column == "params":
         return f"{int(value):,}"
@@ -250,13 +247,7 @@ def _cell(column: str, value: Any) -> str:
     return str(value).replace("|", "\\|")
 
 
-def pd_isna(value: Any) -> bool:
-    import pandas as pd
-
-    return bool(pd.isna(value))
-
-
-def to_markdown(table: Any) -> str:
+def to_markdown(table: pd.DataFrame) -> str:
     """A GitHub-flavoured Markdown table; numbers right-aligned."""
     numeric = {"params", "best_dev_acc", "best_epoch", "epochs_done", "s_per_epoch"}
     lines = [
@@ -280,7 +271,7 @@ def problems(runs: list[Run], root: Path) -> list[str]:
 # --- the plot ------------------------------------------------------------------------------
 
 
-def draw(runs: list[Run], table: Any, keys: list[str], root: Path, path: Path) -> None:
+def draw(runs: list[Run], table: pd.DataFrame, keys: list[str], root: Path, path: Path) -> None:
     """Dev accuracy per epoch for every run, and each run's best, labelled by its overrides."""
     import matplotlib
 
@@ -345,7 +336,7 @@ def draw(runs: list[Run], table: Any, keys: list[str], root: Path, path: Path) -
 
 @dataclass
 class Ablations:
-    table: Any
+    table: pd.DataFrame
     text: str  # what is printed
     written: list[Path]
 
@@ -410,11 +401,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 # --- at the end of every multirun ----------------------------------------------------------
-
-try:
-    from hydra.experimental.callback import Callback
-except ImportError:  # pragma: no cover - hydra-core is a dependency
-    Callback = object  # type: ignore[assignment,misc]
 
 
 class SweepTable(Callback):

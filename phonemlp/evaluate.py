@@ -22,7 +22,7 @@ def logits_batches(
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
     """(float32 logits, labels) for every frame of `split` in order, batch by batch."""
     model.eval()
-    device = split.padded.device
+    device = split.device
     batches = split.batches(batch_size)
     if desc:
         batches = tqdm(
@@ -38,7 +38,7 @@ def evaluate(
     model: torch.nn.Module, split: WindowedSplit, batch_size: int, precision: str
 ) -> tuple[float, float]:
     """Mean cross-entropy and frame accuracy over a labelled split."""
-    device = split.padded.device
+    device = split.device
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
     correct = torch.zeros((), device=device, dtype=torch.int64)
     for logits, labels in logits_batches(model, split, batch_size, precision, desc="dev"):

@@ -19,12 +19,12 @@ from omegaconf import DictConfig, ListConfig
 
 from phonemlp.atomic import atomic_path
 from phonemlp.checkpoint import load_checkpoint
-from phonemlp.data.corpus import Split, read_split
-from phonemlp.data.normalize import normalize
+from phonemlp.data.corpus import Split
+from phonemlp.data.splits import checkpoint_split
 from phonemlp.data.windows import WindowedSplit
 from phonemlp.errors import PhonemlpError, exit_on_user_error
 from phonemlp.evaluate import class_probabilities
-from phonemlp.model import MLP
+from phonemlp.model import MLP, autocast_dtype
 from phonemlp.phonemes import CLASSES, NUM_CLASSES
 from phonemlp.runtime import configure, resolve_device, resolve_precision
 
@@ -55,25 +55,20 @@ def ensemble_probabilities(
     device: torch.device,
     precision: str,
     batch_size: int,
+    root: Path,
 ) -> torch.Tensor:
     """Mean class probabilities of the checkpoints' models over every frame of `data`."""
     total = torch.zeros((data.frames, NUM_CLASSES))
+    batch_dtype = autocast_dtype(precision) or torch.float32
     for i, checkpoint in enumerate(checkpoints):
-        features = data.features.copy()
-        stats = checkpoint["norm_stats"]
-        normalize(
-            features,
-            data.offsets,
-            checkpoint["normalize"],
-            None if stats is None else tuple(s.numpy() for s in stats),
-        )
-        normalised = Split(data.name, data.names, features, data.offsets, data.labels)
-        windows = WindowedSplit(normalised, checkpoint["context"], device)
+        # each model sees the split normalised as it was trained, from the prepared cache
+        normalised = checkpoint_split(root, data.name, checkpoint, data.labels is not None)
+        windows = WindowedSplit(normalised, checkpoint["context"], device, batch_dtype)
         model = model_from_checkpoint(checkpoint).to(device)
         total += class_probabilities(
             model, windows, batch_size, precision, desc=f"model {i + 1}/{len(checkpoints)}"
         )
-        del windows, model, features
+        del windows, model, normalised
     return total / len(checkpoints)
 
 
@@ -107,6 +102,12 @@ def predict(cfg: DictConfig) -> float | None:
     out = Path(cfg.out).expanduser()
     if cfg.split == "test" and not out.parent.is_dir():
         raise PhonemlpError(f"out={cfg.out}: folder {out.parent} does not exist; create it first")
+    if cfg.submit:
+        from phonemlp.kaggle_api import require_credentials
+
+        if cfg.split != "test":
+            raise PhonemlpError("submit=true uploads the test CSV; it needs split=test")
+        require_credentials()  # before the predictions, not after them
     checkpoints = [load_checkpoint(source, name="best.pt") for source in sources]
     params = sum(c["params"] for c in checkpoints)
     if params > cfg.max_params:
@@ -120,14 +121,16 @@ def predict(cfg: DictConfig) -> float | None:
     configure(device, cfg.threads)
     root = Path(cfg.data.root or checkpoints[0]["data_root"]).expanduser()
     split_name = cfg.data.test_split if cfg.split == "test" else cfg.data.dev_split
-    data = read_split(root, split_name, labelled=cfg.split == "dev")
+    data = checkpoint_split(root, split_name, checkpoints[0], labelled=cfg.split == "dev")
     for source, checkpoint in zip(sources, checkpoints, strict=True):
         check_compatible(checkpoint, source, data)
     log.info(
         f"{len(checkpoints)} model(s), {params:,} parameters; {root / split_name}: "
         f"{len(data.names):,} utterances, {data.frames:,} frames"
     )
-    probabilities = ensemble_probabilities(checkpoints, data, device, precision, cfg.batch_size)
+    probabilities = ensemble_probabilities(
+        checkpoints, data, device, precision, cfg.batch_size, root
+    )
     predictions = probabilities.argmax(1).numpy()
 
     if cfg.split == "dev":
@@ -136,6 +139,11 @@ def predict(cfg: DictConfig) -> float | None:
         return accuracy
     write_submission(out, predictions, cfg.label_format)
     log.info(f"wrote {out} ({data.frames:,} rows, labels as {cfg.label_format})")
+    if cfg.submit:
+        from phonemlp.submit import submit_csv
+
+        message = None if cfg.message is None else str(cfg.message)
+        submit_csv(out, message, str(cfg.competition), data.frames, str(root / split_name))
     return None
 
 

@@ -33,12 +33,12 @@ from phonemlp.atomic import atomic_path, write_text
 from phonemlp.augment import augment, augment_enabled, check_augment
 from phonemlp.checkpoint import load_checkpoint, save_checkpoint
 from phonemlp.data.corpus import feature_dim
-from phonemlp.data.splits import corpus_root, load_split, training_subset
+from phonemlp.data.splits import corpus_root, load_split, storage_options, training_subset
 from phonemlp.data.windows import WindowedSplit
 from phonemlp.ema import make_ema
 from phonemlp.errors import PhonemlpError, exit_on_user_error
 from phonemlp.evaluate import evaluate
-from phonemlp.model import Dropout, build_model
+from phonemlp.model import Dropout, autocast_dtype, build_model
 from phonemlp.phonemes import CLASSES, NUM_CLASSES
 from phonemlp.records import run_recorded
 from phonemlp.resources import check_memory
@@ -170,18 +170,22 @@ def train(cfg: DictConfig) -> float:
 
     check_memory(root, [cfg.data.train_split, cfg.data.dev_split], cfg.data.fraction)
     subset = training_subset(root, cfg.data.train_split, cfg.data.fraction, cfg.seed)
+    storage = storage_options(cfg.data)  # the prepared-split cache (data/cache.py)
     train_data, stats = load_split(
-        root, cfg.data.train_split, cfg.data.normalize, utterances=subset
+        root, cfg.data.train_split, cfg.data.normalize, utterances=subset, **storage
     )
-    dev_data, _ = load_split(root, cfg.data.dev_split, cfg.data.normalize, stats=stats)
+    dev_data, _ = load_split(
+        root, cfg.data.dev_split, cfg.data.normalize, stats=stats, **storage
+    )
     for data in (train_data, dev_data):
         if data.feature_dim != dim:
             raise PhonemlpError(
                 f"{root / data.name / 'mfcc'}: feature dimension {data.feature_dim} differs from "
                 f"{dim} in {root / cfg.data.train_split / 'mfcc'}; all splits must match"
             )
-    train_set = WindowedSplit(train_data, cfg.context, device)
-    dev_set = WindowedSplit(dev_data, cfg.context, device)
+    batch_dtype = autocast_dtype(precision) or torch.float32  # the model's input dtype
+    train_set = WindowedSplit(train_data, cfg.context, device, batch_dtype)
+    dev_set = WindowedSplit(dev_data, cfg.context, device, batch_dtype)
     log.info(
         f"train: {len(train_data.names):,} utterances, {train_data.frames:,} frames; "
         f"dev: {len(dev_data.names):,} utterances, {dev_data.frames:,} frames; "
@@ -192,6 +196,8 @@ def train(cfg: DictConfig) -> float:
     del train_data, dev_data
     model.to(device)
     ema = make_ema(model, cfg.ema)
+    if cfg.get("compile", False):
+        model.compile()  # compiles the forward; parameter names and checkpoints are unchanged
     evaluated = model if ema is None else ema.module  # the weights that are scored and kept
     optimizer = build_optimizer(cfg.optimizer, model, cfg.no_decay_norm_bias)
     steps_per_epoch = train_set.num_batches(cfg.batch_size, cfg.limit_batches)
@@ -465,7 +471,7 @@ def train_epoch(
             "seconds": time.perf_counter() - started,
         }
 
-    batches = train_set.batches(cfg.batch_size, order, cfg.limit_batches, start=first)
+    batches = train_set.batches(cfg.batch_size, order, cfg.limit_batches, first=first)
     bar = tqdm(batches, total=total, initial=first, desc=f"epoch {epoch}/{cfg.epochs}",
                unit="batch", leave=False)
     for batch, (windows, labels) in enumerate(bar, start=first):

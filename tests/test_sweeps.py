@@ -248,6 +248,26 @@ def test_optuna_search_of_three_trials(corpus: Path, tmp_path: Path) -> None:
     assert {"optimizer.lr", "model.dropout"} <= set(table.columns)
 
 
+def test_optuna_takes_a_failed_trial_as_the_worst(corpus: Path, tmp_path: Path) -> None:
+    """A failed trial scores -inf (a NaN would end the study) and the search goes on."""
+    proc = sweep(
+        tmp_path,
+        "hparams_search=optuna",
+        "hydra/sweeper/sampler=grid",  # both points of the grid, in some order
+        "hydra.sweeper.params=null",  # the grid sampler takes no continuous range
+        f"data.root={corpus}",
+        *SMALL,
+        "context=choice(99,3)",
+    )
+    sweep_dir = tmp_path / "sweep"
+    records = {read_status(p)["status"]: p for p in sweep_dir.iterdir() if (p / ".hydra").is_dir()}
+    assert set(records) == {"finished", "failed"}
+    result = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
+    assert result["best_params"] == {"context": 3}
+    assert result["best_value"] == pytest.approx(summary(records["finished"])["best_dev_acc"])
+    assert "context=99 must be an integer" in proc.stdout
+
+
 def test_submitit_local_runs_two_jobs(corpus: Path, tmp_path: Path) -> None:
     sweep(tmp_path, "hydra/launcher=submitit_local", f"data.root={corpus}", *SMALL, "context=2,3")
     sweep_dir = tmp_path / "sweep"

@@ -53,7 +53,7 @@ _WRITE_BUFFER = 8 << 20
 
 
 def default_cache_dir() -> Path:
-    """`<phonemlp cache>/prepared` ($PHONEMLP_CACHE, $XDG_CACHE_HOME/phonemlp or ~/.cache/phonemlp)."""
+    """`prepared/` in the phonemlp cache folder (see demo.default_cache_dir)."""
     from phonemlp.data.demo import default_cache_dir as phonemlp_cache
 
     return phonemlp_cache() / "prepared"

@@ -34,11 +34,13 @@ class Split:
     features: np.ndarray  # (rows, feature_dim) float32 or float16 (possibly a memory map)
     offsets: np.ndarray  # (utterances + 1,) int64: frames offsets[u]:offsets[u+1] are utterance u
     labels: np.ndarray | None  # (frames,) uint8 class indices, None for an unlabelled split
-    starts: np.ndarray | None = None  # (utterances,) int64 first row of each utterance; None: offsets[:-1]
+    starts: np.ndarray | None = None
+    """(utterances,) int64: the row of each utterance's first frame; None means offsets[:-1]."""
     pad: int = 0  # zero rows guaranteed before and after every utterance in `features`
-    moments: np.ndarray | None = None  # (utterances, 2, dim) float64 sum and sum of squares of the raw frames
+    moments: np.ndarray | None = None
+    """(utterances, 2, dim) float64: per-utterance sum and sum of squares of the raw frames."""
     pending_stats: tuple[np.ndarray, np.ndarray] | None = None
-    """Global (mean, std) still to apply to `features`: done when the split is placed on a device."""
+    """Global (mean, std) still to apply to `features`, done as the split is placed."""
 
     @property
     def frames(self) -> int:
@@ -245,8 +247,7 @@ def read_utterance(files: SplitFiles, u: int, frames: int) -> tuple[np.ndarray, 
         raise PhonemlpError(f"{path}: changed while being read; read it again")
     if not np.isfinite(features).all():
         raise PhonemlpError(
-            f"{path}: features contain NaN or Inf values (as float32); "
-            "fix or remove this utterance"
+            f"{path}: features contain NaN or Inf values (as float32); fix or remove this utterance"
         )
     if files.transcripts is None:
         return features, None
@@ -293,3 +294,20 @@ def feature_dim(root: Path, split: str) -> int:
     """The feature dimension of a split, from its first file's header (nothing else is read)."""
     first = list_utterances(root, split)[0]
     return _feature_header(Path(root) / split / "mfcc" / f"{first}.npy")[1]
+
+
+def read_labels(root: Path, split: str, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, offsets) of a labelled split from its transcripts alone (no features read)."""
+    transcripts = _listing(Path(root) / split / "transcript")
+    if not transcripts:
+        raise PhonemlpError(f"{Path(root) / split / 'transcript'}: no .npy transcript files found")
+    names = sorted(transcripts)
+    parts = []
+    bar = tqdm(names, desc=f"reading {split} labels", unit="utt", disable=not progress, leave=False)
+    for name in bar:
+        transcript = _load_npy(transcripts[name])
+        frames = max(0, len(transcript) - 2) if transcript.ndim == 1 else 0
+        parts.append(labels_from_transcript(transcript, transcripts[name], frames))
+    offsets = np.zeros(len(parts) + 1, dtype=np.int64)
+    np.cumsum([len(p) for p in parts], out=offsets[1:])
+    return np.concatenate(parts), offsets

@@ -95,3 +95,23 @@ def load_split(
         check_stats(stats, data.feature_dim)
         data.pending_stats = stats
     return data, stats
+
+
+def checkpoint_split(
+    root: Path, split: str, checkpoint: Mapping[str, Any], labelled: bool
+) -> Split:
+    """A split normalised as a checkpoint's model was trained (its mode, its global stats),
+    through the prepared-split cache its run used."""
+    stats = checkpoint["norm_stats"]
+    if stats is not None:
+        stats = tuple(np.asarray(s, dtype=np.float32) for s in stats)
+    data_cfg = checkpoint.get("config", {}).get("data", {})
+    data, _ = load_split(
+        root,
+        split,
+        checkpoint["normalize"],
+        labelled=labelled,
+        stats=stats,
+        **storage_options(data_cfg),
+    )
+    return data

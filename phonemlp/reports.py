@@ -1,0 +1,221 @@
+"""What a run tells its user to change next: per-class and per-speaker dev accuracy, the
+confusion matrix and the learning curves, written to `<run>/reports/` (and to wandb).
+
+    per_class.csv         class, symbol, frames, correct, accuracy, most_confused_with
+    confusion.csv         40 x 40 frame counts: rows the true class, columns the predicted one
+    confusion.png         the row-normalised confusion matrix as a heat map
+    learning_curves.png   loss and accuracy per epoch, train and dev
+    per_speaker.csv       speaker (utterance name before the first '-'), frames, accuracy
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from phonemlp.atomic import atomic_path
+from phonemlp.checkpoint import load_checkpoint
+from phonemlp.data.windows import WindowedSplit
+from phonemlp.evaluate import logits_batches
+from phonemlp.phonemes import CLASSES, NUM_CLASSES
+
+log = logging.getLogger("phonemlp")
+
+REPORTS = "reports"
+
+
+def confusion_matrix(labels: np.ndarray, predictions: np.ndarray) -> np.ndarray:
+    """(classes, classes) int64 frame counts: rows the true class, columns the predicted one."""
+    pairs = np.asarray(labels, dtype=np.int64) * NUM_CLASSES + np.asarray(predictions, np.int64)
+    counts = np.bincount(pairs, minlength=NUM_CLASSES * NUM_CLASSES)
+    return counts.reshape(NUM_CLASSES, NUM_CLASSES)
+
+
+def per_class_table(confusion: np.ndarray) -> pd.DataFrame:
+    """One row per class: frames, correct, accuracy (NaN when absent), most confused with."""
+    frames = confusion.sum(1)
+    correct = np.diag(confusion)
+    errors = confusion.copy()
+    np.fill_diagonal(errors, 0)
+    confused = np.asarray(CLASSES, dtype=object)[errors.argmax(1)]
+    confused[errors.max(1) == 0] = ""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        accuracy = np.where(frames > 0, correct / frames, np.nan)
+    return pd.DataFrame(
+        {
+            "class": np.arange(NUM_CLASSES),
+            "symbol": CLASSES,
+            "frames": frames,
+            "correct": correct,
+            "accuracy": accuracy,
+            "most_confused_with": confused,
+        }
+    )
+
+
+def speakers(names: list[str]) -> list[str]:
+    """The speaker of each utterance: its name before the first '-' (LibriSpeech style)."""
+    return [name.split("-", 1)[0] for name in names]
+
+
+def per_speaker_table(
+    labels: np.ndarray, predictions: np.ndarray, names: list[str], offsets: np.ndarray
+) -> pd.DataFrame:
+    """Frames and accuracy per speaker, speakers in sorted order."""
+    speaker_names, speaker_of_utterance = np.unique(speakers(names), return_inverse=True)
+    speaker = np.repeat(speaker_of_utterance, np.diff(offsets))
+    frames = np.bincount(speaker, minlength=len(speaker_names))
+    hits = (np.asarray(labels) == np.asarray(predictions)).astype(np.float64)
+    correct = np.bincount(speaker, weights=hits, minlength=len(speaker_names))
+    return pd.DataFrame(
+        {
+            "speaker": speaker_names,
+            "frames": frames,
+            "accuracy": correct / np.maximum(frames, 1),
+        }
+    )
+
+
+def _write_csv(table: pd.DataFrame, path: Path, index: bool = False) -> None:
+    with atomic_path(path) as temporary:
+        table.to_csv(temporary, index=index)
+
+
+def _save_figure(figure: Any, path: Path, dpi: int) -> None:
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=dpi)
+
+
+def plot_confusion(confusion: np.ndarray, path: Path) -> None:
+    """The row-normalised confusion matrix, phoneme names on both axes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = confusion.sum(1, keepdims=True)
+    shares = confusion / np.maximum(rows, 1)
+    figure, axes = plt.subplots(figsize=(11, 9.5))
+    image = axes.imshow(shares, cmap="viridis", vmin=0.0, vmax=1.0, interpolation="nearest")
+    ticks = np.arange(NUM_CLASSES)
+    axes.set_xticks(ticks, CLASSES, rotation=90, fontsize=7)
+    axes.set_yticks(ticks, CLASSES, fontsize=7)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    accuracy = np.trace(confusion) / max(1, confusion.sum())
+    axes.set_title(
+        f"dev confusion (each row sums to 1); accuracy {accuracy:.4f} over {confusion.sum():,} "
+        "frames"
+    )
+    figure.colorbar(image, ax=axes, fraction=0.046, pad=0.02, label="share of the true class")
+    figure.tight_layout()
+    _save_figure(figure, path, dpi=120)
+    plt.close(figure)
+
+
+def plot_learning_curves(history: list[dict[str, float]], path: Path) -> None:
+    """Loss and accuracy per epoch, train and dev, side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    table = pd.DataFrame(history)
+    figure, panels = plt.subplots(1, 2, figsize=(11, 4))
+    for axes, metric in zip(panels, ("loss", "acc"), strict=True):
+        for split, style in (("train", "o-"), ("dev", "s-")):
+            axes.plot(table["epoch"], table[f"{split}_{metric}"], style, markersize=4, label=split)
+        axes.set_xlabel("epoch")
+        axes.set_ylabel("cross-entropy" if metric == "loss" else "frame accuracy")
+        axes.set_title("loss" if metric == "loss" else "accuracy")
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.grid(alpha=0.3)
+        axes.legend()
+    figure.tight_layout()
+    _save_figure(figure, path, dpi=110)
+    plt.close(figure)
+
+
+def write_reports(
+    run_dir: Path,
+    history: list[dict[str, float]],
+    labels: np.ndarray,
+    predictions: np.ndarray,
+    utterance_names: list[str] | None = None,
+    offsets: np.ndarray | None = None,
+) -> dict[str, Path]:
+    """Write the reports into `run_dir/reports/` (each file atomically); returns them by name.
+
+    `labels` and `predictions` are the dev frames' classes in frame order; with the utterance
+    names and offsets (utterance u is frames offsets[u]:offsets[u+1]) per_speaker.csv is added.
+    """
+    if (utterance_names is None) != (offsets is None):
+        raise ValueError("utterance_names and offsets go together")
+    labels = np.asarray(labels)
+    predictions = np.asarray(predictions)
+    if labels.shape != predictions.shape:
+        raise ValueError(f"labels {labels.shape} and predictions {predictions.shape} differ")
+    folder = Path(run_dir) / REPORTS
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {
+        name: folder / name
+        for name in ("per_class.csv", "confusion.csv", "confusion.png", "learning_curves.png")
+    }
+    confusion = confusion_matrix(labels, predictions)
+    _write_csv(per_class_table(confusion), paths["per_class.csv"])
+    named = pd.DataFrame(confusion, index=pd.Index(CLASSES, name="true"), columns=list(CLASSES))
+    _write_csv(named, paths["confusion.csv"], index=True)
+    plot_confusion(confusion, paths["confusion.png"])
+    plot_learning_curves(history, paths["learning_curves.png"])
+    if utterance_names is not None:
+        paths["per_speaker.csv"] = folder / "per_speaker.csv"
+        table = per_speaker_table(labels, predictions, utterance_names, offsets)
+        _write_csv(table, paths["per_speaker.csv"])
+    return paths
+
+
+def write_best_model_reports(
+    run_dir: Path,
+    history: list[dict[str, float]],
+    model: torch.nn.Module,
+    dev_set: WindowedSplit,
+    utterance_names: list[str],
+    offsets: np.ndarray,
+    batch_size: int,
+    precision: str,
+) -> dict[str, Path]:
+    """Load the run's checkpoints/best.pt weights into `model`, predict every dev frame with
+    them and write the reports; returns {} (and says why) when there is no best.pt."""
+    best = Path(run_dir) / "checkpoints" / "best.pt"
+    if not best.is_file() or not history:
+        log.info(f"reports: skipped, {best} not found")
+        return {}
+    model.load_state_dict(load_checkpoint(best)["model"])
+    parts = [
+        logits.argmax(1).cpu()
+        for logits, _ in logits_batches(model, dev_set, batch_size, precision, desc="reports")
+    ]
+    predictions = torch.cat(parts).numpy()
+    labels = dev_set.labels.cpu().numpy()
+    return write_reports(run_dir, history, labels, predictions, utterance_names, offsets)
+
+
+def log_to_wandb(run: Any, paths: dict[str, Path]) -> None:
+    """Log the reports to a wandb run: PNGs as wandb.Image, CSVs as wandb.Table."""
+    import wandb
+
+    logged: dict[str, Any] = {}
+    for name, path in paths.items():
+        key = f"reports/{Path(name).stem}"
+        if path.suffix == ".png":
+            logged[key] = wandb.Image(str(path))
+        elif path.suffix == ".csv":
+            logged[key] = wandb.Table(dataframe=pd.read_csv(path))
+    if logged:
+        run.log(logged)

@@ -1,0 +1,208 @@
+"""Posterior smoothing over time at prediction: a median filter, or an HMM Viterbi pass.
+
+Both decide a frame from its neighbours' posteriors too, which goes beyond an MLP-only
+frame classifier (README: "Posterior smoothing"). Neither ever looks across an utterance
+border. The HMM has one state per class: transition log-probabilities counted from the
+training labels (add-one smoothed; the self-transitions encode phone durations) and
+emission scores log posterior - log prior (the hybrid-HMM scaled likelihood).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from phonemlp.data.corpus import read_labels
+from phonemlp.errors import PhonemlpError
+
+MODES = ("none", "median", "hmm")
+_MEDIAN_CHUNK_FRAMES = 1 << 17  # frames filtered at once: (chunk, width, classes) float32
+_VITERBI_GROUP_FRAMES = 1 << 20  # utterances decoded together: at most this many padded frames
+
+
+@dataclass
+class LabelStatistics:
+    """What the HMM needs from training labels: label bigram counts and class counts."""
+
+    transitions: np.ndarray  # (classes, classes) int64: a followed by b inside an utterance
+    classes: np.ndarray  # (classes,) int64 frame counts
+
+    def to_checkpoint(self) -> dict[str, torch.Tensor]:
+        return {
+            "transition_counts": torch.from_numpy(self.transitions),
+            "class_counts": torch.from_numpy(self.classes),
+        }
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: dict[str, Any]) -> LabelStatistics | None:
+        if "transition_counts" not in checkpoint or "class_counts" not in checkpoint:
+            return None
+        return cls(
+            np.asarray(checkpoint["transition_counts"], dtype=np.int64),
+            np.asarray(checkpoint["class_counts"], dtype=np.int64),
+        )
+
+
+def count_labels(labels: np.ndarray, offsets: np.ndarray, num_classes: int) -> LabelStatistics:
+    """Bigram and class counts of frame labels (utterance u: labels[offsets[u]:offsets[u+1]])."""
+    labels = np.asarray(labels, dtype=np.int64)
+    pairs = labels[:-1] * num_classes + labels[1:]
+    inside = np.ones(len(pairs), dtype=bool)
+    borders = np.asarray(offsets[1:-1], dtype=np.int64) - 1  # the last frame of each utterance
+    inside[borders[(borders >= 0) & (borders < len(pairs))]] = False
+    transitions = np.bincount(pairs[inside], minlength=num_classes * num_classes)
+    return LabelStatistics(
+        transitions.reshape(num_classes, num_classes),
+        np.bincount(labels, minlength=num_classes),
+    )
+
+
+def label_statistics(
+    checkpoint: dict[str, Any], root: Path, train_split: str, num_classes: int
+) -> tuple[LabelStatistics, str]:
+    """The checkpoint's stored statistics, else counted from `root/train_split`'s transcripts;
+    with a word on where they came from."""
+    stored = LabelStatistics.from_checkpoint(checkpoint)
+    if stored is not None:
+        return stored, "the checkpoint"
+    labels, offsets = read_labels(root, train_split)
+    return count_labels(labels, offsets, num_classes), f"{root / train_split / 'transcript'}"
+
+
+def log_transitions(statistics: LabelStatistics) -> torch.Tensor:
+    """(from, to) float32 log-probabilities, add-one smoothed so none is impossible."""
+    counts = torch.from_numpy(statistics.transitions).double() + 1.0
+    return (counts / counts.sum(1, keepdim=True)).log().float()
+
+
+def log_priors(statistics: LabelStatistics) -> torch.Tensor:
+    """(classes,) float32 log class priors, add-one smoothed."""
+    counts = torch.from_numpy(statistics.classes).double() + 1.0
+    return (counts / counts.sum()).log().float()
+
+
+def median_filter(probabilities: torch.Tensor, offsets: np.ndarray, width: int) -> torch.Tensor:
+    """Each class's posterior median-filtered along time inside its utterance.
+
+    A window reaching past an utterance's first or last frame repeats that frame (edge
+    padding), so no frame ever sees another utterance.
+    """
+    if width < 1 or width % 2 == 0:
+        raise ValueError(f"the median width must be a positive odd number, not {width}")
+    frames = probabilities.shape[0]
+    lengths = np.diff(offsets)
+    first = np.repeat(np.asarray(offsets[:-1], dtype=np.int64), lengths)
+    last = np.repeat(np.asarray(offsets[1:], dtype=np.int64) - 1, lengths)
+    steps = np.arange(-(width // 2), width // 2 + 1, dtype=np.int64)
+    filtered = torch.empty_like(probabilities)
+    for start in range(0, frames, _MEDIAN_CHUNK_FRAMES):
+        rows = np.arange(start, min(start + _MEDIAN_CHUNK_FRAMES, frames), dtype=np.int64)
+        window = np.clip(rows[:, None] + steps, first[rows, None], last[rows, None])
+        gathered = probabilities[torch.from_numpy(window)]  # (rows, width, classes)
+        filtered[rows[0] : rows[-1] + 1] = gathered.median(dim=1).values
+    return filtered
+
+
+def viterbi(emissions: torch.Tensor, offsets: np.ndarray, transitions: torch.Tensor) -> np.ndarray:
+    """The best state sequence of every utterance: (frames,) int64 states.
+
+    `emissions` (frames, states) are per-frame log scores, `transitions` (from, to) log scores
+    added at every step, the start is uniform; it runs on the emissions' device. Utterances
+    are decoded together, longest first within a group, so that the ones still running at
+    step t are a prefix of the group: each step is one (running, states, states) tensor
+    operation, never a Python loop over states or utterances.
+    """
+    device = emissions.device
+    emissions = emissions.float()
+    into = transitions.float().to(device).T.contiguous()  # (to, from): reduce the last dim
+    lengths = np.diff(offsets).astype(np.int64)
+    order = np.argsort(-lengths, kind="stable")
+    order = order[lengths[order] > 0]
+    path = np.empty(emissions.shape[0], dtype=np.int64)
+    begin = 0
+    while begin < len(order):
+        longest = int(lengths[order[begin]])
+        group = order[begin : begin + max(1, _VITERBI_GROUP_FRAMES // longest)]
+        begin += len(group)
+        starts = np.asarray(offsets[group], dtype=np.int64)
+        decoded = _viterbi_group(emissions, starts, lengths[group], into)
+        frames = starts[:, None] + np.arange(longest)
+        valid = np.arange(longest) < lengths[group][:, None]
+        path[frames[valid]] = decoded[valid]
+    return path
+
+
+def _viterbi_group(
+    emissions: torch.Tensor, starts: np.ndarray, lengths: np.ndarray, into: torch.Tensor
+) -> np.ndarray:
+    """Viterbi over utterances sorted longest first: (utterances, longest) states."""
+    device = emissions.device
+    utterances, longest, states = len(lengths), int(lengths[0]), into.shape[0]
+    steps = np.arange(longest)
+    index = starts[:, None] + np.minimum(steps, lengths[:, None] - 1)
+    scores = emissions[torch.from_numpy(index).to(device)]  # (utterances, longest, states)
+    running = np.searchsorted(-lengths, -steps, side="left").tolist()  # rows with length > t
+    pointer_type = torch.uint8 if states <= 256 else torch.int64
+    back = torch.zeros((utterances, longest, states), dtype=pointer_type, device=device)
+    delta = scores[:, 0].clone()
+    for t in range(1, longest):
+        n = running[t]
+        best, argbest = (delta[:n].unsqueeze(1) + into).max(dim=2)
+        back[:n, t] = argbest.to(pointer_type)
+        delta[:n] = best + scores[:n, t]
+    state = delta.argmax(1)  # every row stopped updating at its own last frame
+    decoded = torch.empty((utterances, longest), dtype=torch.int64, device=device)
+    decoded[:, longest - 1] = state
+    for t in range(longest - 2, -1, -1):
+        n = running[t + 1]  # rows whose frame t+1 exists follow its back-pointer
+        state[:n] = back[:n, t + 1].gather(1, state[:n, None]).squeeze(1).long()
+        decoded[:, t] = state
+    return decoded.cpu().numpy()
+
+
+def hmm_decode(
+    probabilities: torch.Tensor,
+    offsets: np.ndarray,
+    statistics: LabelStatistics,
+    weight: float = 1.0,
+) -> np.ndarray:
+    """Viterbi classes with emissions log posterior - log prior and `weight` x transitions,
+    computed on the probabilities' device."""
+    device = probabilities.device
+    priors = log_priors(statistics).to(device)
+    emissions = probabilities.float().clamp_min(1e-12).log() - priors
+    return viterbi(emissions, offsets, weight * log_transitions(statistics))
+
+
+def check_settings(smooth: str, width: int, weight: float) -> None:
+    """Refuse a bad smoothing setting with one line naming it."""
+    if smooth not in MODES:
+        raise PhonemlpError(f"smooth={smooth!r} is not one of {', '.join(MODES)}")
+    if not isinstance(width, int) or isinstance(width, bool) or width < 1 or width % 2 == 0:
+        raise PhonemlpError(f"smooth_width={width!r} must be a positive odd integer (e.g. 5)")
+    if not isinstance(weight, int | float) or isinstance(weight, bool) or weight < 0:
+        raise PhonemlpError(f"hmm_weight={weight!r} must be a number >= 0")
+
+
+def smoothed_classes(
+    probabilities: torch.Tensor,
+    offsets: np.ndarray,
+    smooth: str,
+    width: int = 5,
+    weight: float = 1.0,
+    statistics: LabelStatistics | None = None,
+) -> np.ndarray:
+    """(frames,) class decisions: argmax, argmax of median-filtered posteriors, or Viterbi."""
+    if smooth == "none":
+        return probabilities.argmax(1).numpy()
+    if smooth == "median":
+        return median_filter(probabilities, offsets, width).argmax(1).numpy()
+    if smooth == "hmm":
+        if statistics is None:
+            raise ValueError("smooth=hmm needs the training label statistics")
+        return hmm_decode(probabilities, offsets, statistics, weight)
+    raise ValueError(f"unknown smoothing {smooth!r}")
