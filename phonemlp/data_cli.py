@@ -12,8 +12,9 @@ import time
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
+from types import SimpleNamespace
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
 from phonemlp.errors import PhonemlpError, exit_on_user_error
 from phonemlp.kaggle_api import DEFAULT_COMPETITION, download_competition
@@ -72,12 +73,12 @@ settings starts in seconds. The defaults are phonemlp-train's; `data.`-prefixed 
 """
 
 
-def download(options: DictConfig) -> None:
+def download(options: SimpleNamespace) -> None:
     root = require(options, "root", "phonemlp-data download root=DIR")
     download_competition(Path(str(root)), str(options.competition))
 
 
-def check(options: DictConfig) -> None:
+def check(options: SimpleNamespace) -> None:
     from phonemlp.corpus_check import check_corpus, format_report, problem_lines
 
     root = Path(str(require(options, "root", "phonemlp-data check ROOT"))).expanduser()
@@ -110,7 +111,7 @@ def _data_defaults() -> dict:
     }
 
 
-def prepare(options: DictConfig) -> None:
+def prepare(options: SimpleNamespace) -> None:
     from phonemlp.data.splits import load_split
 
     root = Path(str(require(options, "root", "phonemlp-data prepare ROOT"))).expanduser()
@@ -139,7 +140,7 @@ def prepare(options: DictConfig) -> None:
         )
 
 
-COMMANDS: dict[str, tuple[Callable[[DictConfig], None], dict, str]] = {
+COMMANDS: dict[str, tuple[Callable[[SimpleNamespace], None], dict, str]] = {
     "download": (download, {"root": None, "competition": DEFAULT_COMPETITION}, DOWNLOAD_HELP),
     "check": (check, {"root": None, "rare": 0.001, "progress": True}, CHECK_HELP),
     "prepare": (prepare, {}, PREPARE_HELP),

@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig, ListConfig
 
+from phonemlp import smoothing
 from phonemlp.atomic import atomic_path
 from phonemlp.checkpoint import load_checkpoint
 from phonemlp.data.corpus import Split
@@ -25,7 +26,8 @@ from phonemlp.data.windows import WindowedSplit
 from phonemlp.errors import PhonemlpError, exit_on_user_error
 from phonemlp.evaluate import class_probabilities
 from phonemlp.model import MLP, autocast_dtype
-from phonemlp.phonemes import CLASSES, NUM_CLASSES
+from phonemlp.phonemes import CLASSES, INDEX, NUM_CLASSES
+from phonemlp.reports import per_speaker_table
 from phonemlp.runtime import configure, resolve_device, resolve_precision
 
 log = logging.getLogger("phonemlp")
@@ -90,12 +92,49 @@ def write_submission(path: Path, predictions: np.ndarray, label_format: str) -> 
         frame.to_csv(temporary, index=False)
 
 
+def answer_key(root: Path, frames: int) -> np.ndarray | None:
+    """The true class of every test frame from `ROOT/test_labels.csv` (the demo and
+    development corpora have one; Kaggle's data does not), None when absent or not matching."""
+    path = root / "test_labels.csv"
+    if not path.is_file():
+        return None
+    table = pd.read_csv(path, keep_default_na=False)
+    if "Label" not in table or len(table) != frames:
+        log.info(f"{path}: not scored (it has {len(table):,} rows, the test split {frames:,})")
+        return None
+    labels = table["Label"]
+    if labels.dtype.kind in "iu":
+        return labels.to_numpy()
+    unknown = ~labels.isin(list(INDEX))
+    if unknown.any():
+        log.info(f"{path}: not scored (unknown label {labels[unknown].iloc[0]!r})")
+        return None
+    return labels.map(INDEX).to_numpy()
+
+
+def log_scores(
+    split: str, labels: np.ndarray, predictions: np.ndarray, unsmoothed: np.ndarray,
+    data: Split, smooth: str,
+) -> float:
+    """Log `<split> accuracy X` and the accuracy per speaker; returns the accuracy."""
+    accuracy = float((predictions == labels).mean())
+    plain = "" if smooth == "none" else (
+        f" (smooth={smooth}; without smoothing {float((unsmoothed == labels).mean()):.4f})"
+    )
+    log.info(f"{split} accuracy {accuracy:.4f} over {data.frames:,} frames{plain}")
+    table = per_speaker_table(labels, predictions, data.names, data.offsets)
+    log.info(f"{split} accuracy per speaker:\n"
+             + table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    return accuracy
+
+
 def predict(cfg: DictConfig) -> float | None:
     """Write the CSV (split=test) or return the dev accuracy (split=dev)."""
     if cfg.split not in ("test", "dev"):
         raise PhonemlpError(f"split={cfg.split!r} is not one of test, dev")
     if cfg.label_format not in ("symbol", "index"):
         raise PhonemlpError(f"label_format={cfg.label_format!r} is not one of symbol, index")
+    smoothing.check_settings(cfg.smooth, cfg.smooth_width, cfg.hmm_weight)
     sources = [str(c) for c in cfg.ckpt] if isinstance(cfg.ckpt, ListConfig) else [str(cfg.ckpt)]
     if not sources:
         raise PhonemlpError("ckpt=[] names no checkpoint")
@@ -131,14 +170,19 @@ def predict(cfg: DictConfig) -> float | None:
     probabilities = ensemble_probabilities(
         checkpoints, data, device, precision, cfg.batch_size, root
     )
-    predictions = probabilities.argmax(1).numpy()
+    unsmoothed = probabilities.argmax(1).numpy()
+    predictions = smoothing.predict_classes(
+        probabilities, data.offsets, cfg.smooth, cfg.smooth_width, cfg.hmm_weight,
+        checkpoints[0], root,
+    )
 
     if cfg.split == "dev":
-        accuracy = float((predictions == data.labels).mean())
-        log.info(f"dev accuracy {accuracy:.4f} over {data.frames:,} frames")
-        return accuracy
+        return log_scores("dev", data.labels, predictions, unsmoothed, data, cfg.smooth)
     write_submission(out, predictions, cfg.label_format)
     log.info(f"wrote {out} ({data.frames:,} rows, labels as {cfg.label_format})")
+    truth = answer_key(root, data.frames)
+    if truth is not None:
+        log_scores("test", truth, predictions, unsmoothed, data, cfg.smooth)
     if cfg.submit:
         from phonemlp.submit import submit_csv
 

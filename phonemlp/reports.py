@@ -207,15 +207,16 @@ def write_best_model_reports(
 
 
 def log_to_wandb(run: Any, paths: dict[str, Path]) -> None:
-    """Log the reports to a wandb run: PNGs as wandb.Image, CSVs as wandb.Table."""
+    """Log the reports to a wandb run: each PNG as a wandb.Image under `reports/<name>`, each
+    CSV as a wandb.Table under `reports/<name>_table`."""
     import wandb
 
     logged: dict[str, Any] = {}
-    for name, path in paths.items():
-        key = f"reports/{Path(name).stem}"
+    for path in paths.values():
         if path.suffix == ".png":
-            logged[key] = wandb.Image(str(path))
+            logged[f"reports/{path.stem}"] = wandb.Image(str(path))
         elif path.suffix == ".csv":
-            logged[key] = wandb.Table(dataframe=pd.read_csv(path))
+            table = pd.read_csv(path, keep_default_na=False)  # keeps symbols such as "NA" text
+            logged[f"reports/{path.stem}_table"] = wandb.Table(dataframe=table)
     if logged:
         run.log(logged)

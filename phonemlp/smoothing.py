@@ -9,6 +9,9 @@ emission scores log posterior - log prior (the hybrid-HMM scaled likelihood).
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,9 +21,12 @@ import torch
 
 from phonemlp.data.corpus import read_labels
 from phonemlp.errors import PhonemlpError
+from phonemlp.phonemes import NUM_CLASSES
+
+log = logging.getLogger("phonemlp")
 
 MODES = ("none", "median", "hmm")
-_MEDIAN_CHUNK_FRAMES = 1 << 17  # frames filtered at once: (chunk, width, classes) float32
+_MEDIAN_CHUNK_FRAMES = 1 << 17  # frames filtered at once (width copies of their posteriors)
 _VITERBI_GROUP_FRAMES = 1 << 20  # utterances decoded together: at most this many padded frames
 
 
@@ -97,14 +103,30 @@ def median_filter(probabilities: torch.Tensor, offsets: np.ndarray, width: int) 
     lengths = np.diff(offsets)
     first = np.repeat(np.asarray(offsets[:-1], dtype=np.int64), lengths)
     last = np.repeat(np.asarray(offsets[1:], dtype=np.int64) - 1, lengths)
-    steps = np.arange(-(width // 2), width // 2 + 1, dtype=np.int64)
     filtered = torch.empty_like(probabilities)
     for start in range(0, frames, _MEDIAN_CHUNK_FRAMES):
         rows = np.arange(start, min(start + _MEDIAN_CHUNK_FRAMES, frames), dtype=np.int64)
-        window = np.clip(rows[:, None] + steps, first[rows, None], last[rows, None])
-        gathered = probabilities[torch.from_numpy(window)]  # (rows, width, classes)
-        filtered[rows[0] : rows[-1] + 1] = gathered.median(dim=1).values
+        shifted = [
+            probabilities.index_select(
+                0, torch.from_numpy(np.clip(rows + step, first[rows], last[rows]))
+            )
+            for step in range(-(width // 2), width // 2 + 1)
+        ]
+        filtered[rows[0] : rows[-1] + 1] = _middle(shifted)
     return filtered
+
+
+def _middle(values: list[torch.Tensor]) -> torch.Tensor:
+    """The elementwise median of an odd number of same-shape tensors: an odd-even
+    transposition sorting network (elementwise min/max, several times faster than
+    torch.median over a window axis)."""
+    values = list(values)
+    for sweep in range(len(values)):
+        for i in range(sweep % 2, len(values) - 1, 2):
+            low = torch.minimum(values[i], values[i + 1])
+            values[i + 1] = torch.maximum(values[i], values[i + 1])
+            values[i] = low
+    return values[len(values) // 2]
 
 
 def viterbi(emissions: torch.Tensor, offsets: np.ndarray, transitions: torch.Tensor) -> np.ndarray:
@@ -124,16 +146,32 @@ def viterbi(emissions: torch.Tensor, offsets: np.ndarray, transitions: torch.Ten
     order = order[lengths[order] > 0]
     path = np.empty(emissions.shape[0], dtype=np.int64)
     begin = 0
-    while begin < len(order):
-        longest = int(lengths[order[begin]])
-        group = order[begin : begin + max(1, _VITERBI_GROUP_FRAMES // longest)]
-        begin += len(group)
-        starts = np.asarray(offsets[group], dtype=np.int64)
-        decoded = _viterbi_group(emissions, starts, lengths[group], into)
-        frames = starts[:, None] + np.arange(longest)
-        valid = np.arange(longest) < lengths[group][:, None]
-        path[frames[valid]] = decoded[valid]
+    with _one_cpu_thread(device):
+        while begin < len(order):
+            longest = int(lengths[order[begin]])
+            group = order[begin : begin + max(1, _VITERBI_GROUP_FRAMES // longest)]
+            begin += len(group)
+            starts = np.asarray(offsets[group], dtype=np.int64)
+            decoded = _viterbi_group(emissions, starts, lengths[group], into)
+            frames = starts[:, None] + np.arange(longest)
+            valid = np.arange(longest) < lengths[group][:, None]
+            path[frames[valid]] = decoded[valid]
     return path
+
+
+@contextlib.contextmanager
+def _one_cpu_thread(device: torch.device) -> Iterator[None]:
+    """On the CPU, one torch thread: a Viterbi step is too small to share among threads, and
+    handing it round costs more than it saves (several times more on a busy machine)."""
+    if device.type != "cpu":
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _viterbi_group(
@@ -206,3 +244,24 @@ def smoothed_classes(
             raise ValueError("smooth=hmm needs the training label statistics")
         return hmm_decode(probabilities, offsets, statistics, weight)
     raise ValueError(f"unknown smoothing {smooth!r}")
+
+
+def predict_classes(
+    probabilities: torch.Tensor,
+    offsets: np.ndarray,
+    smooth: str,
+    width: int,
+    weight: float,
+    checkpoint: dict[str, Any],
+    root: Path,
+) -> np.ndarray:
+    """phonemlp-predict's decisions with `smooth`; the HMM statistics come from the
+    checkpoint (or, for one written before they were stored, its training transcripts)."""
+    statistics = None
+    if smooth == "hmm":
+        train_split = checkpoint["config"]["data"]["train_split"]
+        statistics, source = label_statistics(checkpoint, root, train_split, NUM_CLASSES)
+        log.info(f"smooth=hmm: transitions and priors from {source}; hmm_weight={weight}")
+    elif smooth == "median":
+        log.info(f"smooth=median: posteriors median-filtered over {width} frames")
+    return smoothed_classes(probabilities, offsets, smooth, width, weight, statistics)

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-
-from omegaconf import DictConfig
+from types import SimpleNamespace
 
 from phonemlp.errors import exit_on_user_error
 from phonemlp.kaggle_api import (
@@ -64,7 +63,7 @@ def submit_csv(path: Path, message: str | None, competition: str, frames: int, w
     return answer
 
 
-def submit(options: DictConfig) -> None:
+def submit(options: SimpleNamespace) -> None:
     from phonemlp.data.splits import corpus_root
 
     path = Path(str(require(options, "file", "phonemlp-submit file=submission.csv"))).expanduser()

@@ -68,6 +68,13 @@ class Tracker:
         if self.run is not None:
             self.run.log(row, step=int(row["epoch"]))
 
+    def log_reports(self, paths: dict[str, Path]) -> None:
+        """The run's reports (phonemlp.reports.write_reports): images and tables."""
+        if self.run is not None and paths:
+            from phonemlp.reports import log_to_wandb
+
+            log_to_wandb(self.run, paths)
+
     def finish(self, summary: dict[str, Any] | None) -> None:
         """Close the wandb run, with the run's summary when it ended normally (else failed)."""
         global _open

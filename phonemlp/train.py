@@ -41,6 +41,7 @@ from phonemlp.evaluate import evaluate
 from phonemlp.model import Dropout, autocast_dtype, build_model
 from phonemlp.phonemes import CLASSES, NUM_CLASSES
 from phonemlp.records import run_recorded
+from phonemlp.reports import write_best_model_reports
 from phonemlp.resources import check_memory
 from phonemlp.runtime import (
     autocast,
@@ -50,6 +51,7 @@ from phonemlp.runtime import (
     seed_everything,
 )
 from phonemlp.schedule import Schedule
+from phonemlp.smoothing import count_labels
 from phonemlp.tracking import Tracker
 
 log = logging.getLogger("phonemlp")
@@ -193,6 +195,8 @@ def train(cfg: DictConfig) -> float:
     )
     if train_data.frames == 0 or dev_data.frames == 0:
         raise PhonemlpError(f"{root}: the train or dev split has no frames")
+    label_counts = count_labels(train_data.labels, train_data.offsets, NUM_CLASSES)  # smooth=hmm
+    dev_names, dev_offsets = dev_data.names, dev_data.offsets  # for the reports
     del train_data, dev_data
     model.to(device)
     ema = make_ema(model, cfg.ema)
@@ -219,6 +223,11 @@ def train(cfg: DictConfig) -> float:
         source = source if source.is_dir() else source.parent.parent
         if (source / ".hydra").is_dir() and source != run_dir:
             write_text(source / "continued.json", json.dumps({"continued_in": str(run_dir)}) + "\n")
+        best_before = source / "checkpoints" / "best.pt"  # the best epoch may predate the resume
+        if best_before.is_file() and source != run_dir:
+            (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+            with atomic_path(run_dir / "checkpoints" / "best.pt") as temporary:
+                temporary.write_bytes(best_before.read_bytes())
         where = f"epoch {state.epoch}" + (
             f" batch {state.partial['batch']}" if state.partial else " (complete)"
         )
@@ -241,6 +250,7 @@ def train(cfg: DictConfig) -> float:
         "normalize": cfg.data.normalize,
         "norm_stats": None if stats is None else [torch.from_numpy(s) for s in stats],
         "data_root": str(root),
+        **label_counts.to_checkpoint(),  # transition and class counts for smooth=hmm
     }
 
     def save(name: str) -> None:
@@ -328,6 +338,11 @@ def train(cfg: DictConfig) -> float:
         "precision": precision,
     }
     write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    reports = write_best_model_reports(  # loads best.pt's weights into `evaluated`
+        run_dir, history, evaluated, dev_set, dev_names, dev_offsets, cfg.eval_batch_size,
+        precision,
+    )
+    tracker.log_reports(reports)
     tracker.finish(summary)
     print_summary(summary, history, run_dir)
     return state.best_acc
@@ -554,7 +569,13 @@ def print_summary(summary: dict[str, Any], history: list[dict[str, float]], run_
         f"best dev accuracy {summary['best_dev_acc']:.4f} at epoch {summary['best_epoch']}; "
         f"{summary['params']:,} parameters; {summary['train_frames_per_s']:,.0f} train frames/s\n"
         f"run folder: {run_dir}\n"
-        f"predict:    phonemlp-predict ckpt={summary['best_checkpoint']} out=submission.csv"
+        + (
+            f"reports:    {run_dir / 'reports'} (per-class and per-speaker dev accuracy, "
+            "confusion matrix, learning curves)\n"
+            if (run_dir / "reports").is_dir()
+            else ""
+        )
+        + f"predict:    phonemlp-predict ckpt={summary['best_checkpoint']} out=submission.csv"
     )
 
 

@@ -319,6 +319,8 @@ def test_launcher_options(launcher: str, target: str, keys: dict) -> None:
     for key, value in keys.items():
         assert settings[key] == value
     assert "timeout_min" in settings or launcher == "joblib"
+    if launcher == "slurm":  # SIGTERM before the time limit: phonemlp-train saves and stops
+        assert settings.additional_parameters.signal == "TERM@120"
 
 
 def test_status_of_a_run_from_another_host_is_taken_as_it_says(tmp_path: Path) -> None:
