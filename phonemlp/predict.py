@@ -113,18 +113,22 @@ def answer_key(root: Path, frames: int) -> np.ndarray | None:
 
 
 def log_scores(
-    split: str, labels: np.ndarray, predictions: np.ndarray, unsmoothed: np.ndarray,
-    data: Split, smooth: str,
+    split: str,
+    labels: np.ndarray,
+    predictions: np.ndarray,
+    unsmoothed: np.ndarray,
+    data: Split,
+    smooth: str,
 ) -> float:
     """Log `<split> accuracy X` and the accuracy per speaker; returns the accuracy."""
     accuracy = float((predictions == labels).mean())
-    plain = "" if smooth == "none" else (
-        f" (smooth={smooth}; without smoothing {float((unsmoothed == labels).mean()):.4f})"
-    )
-    log.info(f"{split} accuracy {accuracy:.4f} over {data.frames:,} frames{plain}")
+    note = ""
+    if smooth != "none":
+        note = f" (smooth={smooth}; without smoothing {float((unsmoothed == labels).mean()):.4f})"
+    log.info(f"{split} accuracy {accuracy:.4f} over {data.frames:,} frames{note}")
     table = per_speaker_table(labels, predictions, data.names, data.offsets)
-    log.info(f"{split} accuracy per speaker:\n"
-             + table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    speakers = table.to_string(index=False, float_format=lambda v: f"{v:.4f}")
+    log.info(f"{split} accuracy per speaker:\n{speakers}")
     return accuracy
 
 
@@ -134,7 +138,7 @@ def predict(cfg: DictConfig) -> float | None:
         raise PhonemlpError(f"split={cfg.split!r} is not one of test, dev")
     if cfg.label_format not in ("symbol", "index"):
         raise PhonemlpError(f"label_format={cfg.label_format!r} is not one of symbol, index")
-    smoothing.check_settings(cfg.smooth, cfg.smooth_width, cfg.hmm_weight)
+    smoothing.check_settings(cfg.smooth, cfg.smooth_width, cfg.hmm_weight, cfg.hmm_prior_weight)
     sources = [str(c) for c in cfg.ckpt] if isinstance(cfg.ckpt, ListConfig) else [str(cfg.ckpt)]
     if not sources:
         raise PhonemlpError("ckpt=[] names no checkpoint")
@@ -172,8 +176,14 @@ def predict(cfg: DictConfig) -> float | None:
     )
     unsmoothed = probabilities.argmax(1).numpy()
     predictions = smoothing.predict_classes(
-        probabilities, data.offsets, cfg.smooth, cfg.smooth_width, cfg.hmm_weight,
-        checkpoints[0], root,
+        probabilities,
+        data.offsets,
+        cfg.smooth,
+        cfg.smooth_width,
+        cfg.hmm_weight,
+        checkpoints[0],
+        root,
+        cfg.hmm_prior_weight,
     )
 
     if cfg.split == "dev":

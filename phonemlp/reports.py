@@ -194,7 +194,7 @@ def write_best_model_reports(
     them and write the reports; returns {} (and says why) when there is no best.pt."""
     best = Path(run_dir) / "checkpoints" / "best.pt"
     if not best.is_file() or not history:
-        log.info(f"reports: skipped, {best} not found")
+        log.info(f"reports: skipped ({'no epoch finished' if not history else f'no {best}'})")
         return {}
     model.load_state_dict(load_checkpoint(best)["model"])
     parts = [
@@ -216,7 +216,7 @@ def log_to_wandb(run: Any, paths: dict[str, Path]) -> None:
         if path.suffix == ".png":
             logged[f"reports/{path.stem}"] = wandb.Image(str(path))
         elif path.suffix == ".csv":
-            table = pd.read_csv(path, keep_default_na=False)  # keeps symbols such as "NA" text
+            table = pd.read_csv(path)  # an absent class's accuracy stays NaN
             logged[f"reports/{path.stem}_table"] = wandb.Table(dataframe=table)
     if logged:
         run.log(logged)

@@ -207,23 +207,25 @@ def hmm_decode(
     offsets: np.ndarray,
     statistics: LabelStatistics,
     weight: float = 1.0,
+    prior_weight: float = 1.0,
 ) -> np.ndarray:
-    """Viterbi classes with emissions log posterior - log prior and `weight` x transitions,
-    computed on the probabilities' device."""
+    """Viterbi classes with emissions log posterior - `prior_weight` x log prior and `weight` x
+    transitions, computed on the probabilities' device."""
     device = probabilities.device
     priors = log_priors(statistics).to(device)
-    emissions = probabilities.float().clamp_min(1e-12).log() - priors
+    emissions = probabilities.float().clamp_min(1e-12).log() - prior_weight * priors
     return viterbi(emissions, offsets, weight * log_transitions(statistics))
 
 
-def check_settings(smooth: str, width: int, weight: float) -> None:
+def check_settings(smooth: str, width: int, weight: float, prior_weight: float = 1.0) -> None:
     """Refuse a bad smoothing setting with one line naming it."""
     if smooth not in MODES:
         raise PhonemlpError(f"smooth={smooth!r} is not one of {', '.join(MODES)}")
     if not isinstance(width, int) or isinstance(width, bool) or width < 1 or width % 2 == 0:
         raise PhonemlpError(f"smooth_width={width!r} must be a positive odd integer (e.g. 5)")
-    if not isinstance(weight, int | float) or isinstance(weight, bool) or weight < 0:
-        raise PhonemlpError(f"hmm_weight={weight!r} must be a number >= 0")
+    for key, value in (("hmm_weight", weight), ("hmm_prior_weight", prior_weight)):
+        if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+            raise PhonemlpError(f"{key}={value!r} must be a number >= 0")
 
 
 def smoothed_classes(
@@ -233,6 +235,7 @@ def smoothed_classes(
     width: int = 5,
     weight: float = 1.0,
     statistics: LabelStatistics | None = None,
+    prior_weight: float = 1.0,
 ) -> np.ndarray:
     """(frames,) class decisions: argmax, argmax of median-filtered posteriors, or Viterbi."""
     if smooth == "none":
@@ -242,7 +245,7 @@ def smoothed_classes(
     if smooth == "hmm":
         if statistics is None:
             raise ValueError("smooth=hmm needs the training label statistics")
-        return hmm_decode(probabilities, offsets, statistics, weight)
+        return hmm_decode(probabilities, offsets, statistics, weight, prior_weight)
     raise ValueError(f"unknown smoothing {smooth!r}")
 
 
@@ -254,6 +257,7 @@ def predict_classes(
     weight: float,
     checkpoint: dict[str, Any],
     root: Path,
+    prior_weight: float = 1.0,
 ) -> np.ndarray:
     """phonemlp-predict's decisions with `smooth`; the HMM statistics come from the
     checkpoint (or, for one written before they were stored, its training transcripts)."""
@@ -261,7 +265,10 @@ def predict_classes(
     if smooth == "hmm":
         train_split = checkpoint["config"]["data"]["train_split"]
         statistics, source = label_statistics(checkpoint, root, train_split, NUM_CLASSES)
-        log.info(f"smooth=hmm: transitions and priors from {source}; hmm_weight={weight}")
+        log.info(
+            f"smooth=hmm: transitions and priors from {source}; hmm_weight={weight}, "
+            f"hmm_prior_weight={prior_weight}"
+        )
     elif smooth == "median":
         log.info(f"smooth=median: posteriors median-filtered over {width} frames")
-    return smoothed_classes(probabilities, offsets, smooth, width, weight, statistics)
+    return smoothed_classes(probabilities, offsets, smooth, width, weight, statistics, prior_weight)

@@ -339,7 +339,13 @@ def train(cfg: DictConfig) -> float:
     }
     write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     reports = write_best_model_reports(  # loads best.pt's weights into `evaluated`
-        run_dir, history, evaluated, dev_set, dev_names, dev_offsets, cfg.eval_batch_size,
+        run_dir,
+        history,
+        evaluated,
+        dev_set,
+        dev_names,
+        dev_offsets,
+        cfg.eval_batch_size,
         precision,
     )
     tracker.log_reports(reports)

@@ -100,6 +100,11 @@ def test_hmm_corrects_a_single_frame_flip_only_with_transitions() -> None:
     assert hmm_decode(probabilities, offsets, sticky, weight=1.0).tolist() == [0] * 11
     unweighted = hmm_decode(probabilities, offsets, sticky, weight=0.0)
     assert unweighted.tolist() == probabilities.argmax(1).tolist()
+    # the prior division: a frame at 0.55 / 0.45 goes to the class that is rarer in training
+    skewed = LabelStatistics(np.array([[900, 10], [10, 900]]), np.array([900, 100]))
+    close = torch.tensor([[0.55, 0.45]])
+    assert hmm_decode(close, offsets_of([1]), skewed, weight=0.0).tolist() == [1]
+    assert hmm_decode(close, offsets_of([1]), skewed, weight=0.0, prior_weight=0.0).tolist() == [0]
     # a real change of class (five frames) survives the same transitions
     held = torch.tensor([[0.8, 0.2]] * 4 + [[0.1, 0.9]] * 5 + [[0.8, 0.2]] * 4)
     expected = [0] * 4 + [1] * 5 + [0] * 4
@@ -108,7 +113,8 @@ def test_hmm_corrects_a_single_frame_flip_only_with_transitions() -> None:
 
 def test_settings_are_checked() -> None:
     check_settings("hmm", 5, 1.0)
-    for bad in (("viterbi", 5, 1.0), ("median", 4, 1.0), ("median", 0, 1.0), ("hmm", 5, -1)):
+    bad_settings = [("viterbi", 5, 1.0), ("median", 4, 1.0), ("median", 0, 1.0), ("hmm", 5, -1)]
+    for bad in [*bad_settings, ("hmm", 5, 1.0, -0.5)]:
         with pytest.raises(PhonemlpError):
             check_settings(*bad)
 
