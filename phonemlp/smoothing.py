@@ -4,7 +4,8 @@ Both decide a frame from its neighbours' posteriors too, which goes beyond an ML
 frame classifier (README: "Posterior smoothing"). Neither ever looks across an utterance
 border. The HMM has one state per class: transition log-probabilities counted from the
 training labels (add-one smoothed; the self-transitions encode phone durations) and
-emission scores log posterior - log prior (the hybrid-HMM scaled likelihood).
+emission scores log posterior - log prior (the hybrid-HMM scaled likelihood; a weight on the
+prior, hmm_prior_weight, can soften it).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ log = logging.getLogger("phonemlp")
 
 MODES = ("none", "median", "hmm")
 _MEDIAN_CHUNK_FRAMES = 1 << 17  # frames filtered at once (width copies of their posteriors)
+_COUNT_CHUNK_FRAMES = 1 << 22  # training labels counted at once
 _VITERBI_GROUP_FRAMES = 1 << 20  # utterances decoded together: at most this many padded frames
 
 
@@ -54,17 +56,21 @@ class LabelStatistics:
 
 
 def count_labels(labels: np.ndarray, offsets: np.ndarray, num_classes: int) -> LabelStatistics:
-    """Bigram and class counts of frame labels (utterance u: labels[offsets[u]:offsets[u+1]])."""
-    labels = np.asarray(labels, dtype=np.int64)
-    pairs = labels[:-1] * num_classes + labels[1:]
-    inside = np.ones(len(pairs), dtype=bool)
-    borders = np.asarray(offsets[1:-1], dtype=np.int64) - 1  # the last frame of each utterance
-    inside[borders[(borders >= 0) & (borders < len(pairs))]] = False
-    transitions = np.bincount(pairs[inside], minlength=num_classes * num_classes)
-    return LabelStatistics(
-        transitions.reshape(num_classes, num_classes),
-        np.bincount(labels, minlength=num_classes),
-    )
+    """Bigram and class counts of frame labels (utterance u: labels[offsets[u]:offsets[u+1]]),
+    counted in chunks so that 36 M training labels need tens of MB, not a GB."""
+    labels = np.asarray(labels)
+    last_frames = np.asarray(offsets[1:-1], dtype=np.int64) - 1  # no pair across these borders
+    outside = num_classes * num_classes  # the bin for pairs that straddle a border
+    transitions = np.zeros(outside + 1, dtype=np.int64)
+    classes = np.zeros(num_classes, dtype=np.int64)
+    for start in range(0, len(labels), _COUNT_CHUNK_FRAMES):
+        chunk = labels[start : start + _COUNT_CHUNK_FRAMES + 1].astype(np.int64)
+        classes += np.bincount(chunk[:_COUNT_CHUNK_FRAMES], minlength=num_classes)
+        pairs = chunk[:-1] * num_classes + chunk[1:]
+        borders = last_frames[(last_frames >= start) & (last_frames < start + len(pairs))]
+        pairs[borders - start] = outside
+        transitions += np.bincount(pairs, minlength=outside + 1)
+    return LabelStatistics(transitions[:outside].reshape(num_classes, num_classes), classes)
 
 
 def label_statistics(

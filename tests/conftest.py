@@ -23,3 +23,13 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("corpus") / "hw1p2"
     write_demo_corpus(root, seed=3, train_utterances=80, dev_utterances=20, test_utterances=20)
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_run(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A finished two-epoch run of a tiny model on `corpus`, and its stdout (tests share it:
+    read it or resume from it, never change its files)."""
+    from runner import TINY, train_run
+
+    run_dir = tmp_path_factory.mktemp("tiny_run") / "run"
+    return run_dir, train_run(run_dir, f"data.root={corpus}", *TINY, "epochs=2").stdout

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from runner import TINY, summary, train_run
+from runner import summary, train_run
 
 from phonemlp.data.corpus import read_split
 from phonemlp.phonemes import CLASSES, INDEX
@@ -16,12 +16,10 @@ from phonemlp.reports import log_to_wandb, write_reports
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(scope="module")
-def run(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+@pytest.fixture
+def run(tiny_run: tuple[Path, str]) -> tuple[Path, str]:
     """A tiny two-epoch run on the test corpus, and what it printed."""
-    run_dir = tmp_path_factory.mktemp("reports") / "run"
-    proc = train_run(run_dir, f"data.root={corpus}", *TINY, "epochs=2")
-    return run_dir, proc.stdout
+    return tiny_run
 
 
 def assert_png(path: Path) -> None:

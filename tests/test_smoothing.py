@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 import torch
 from hydra import compose, initialize_config_module
-from runner import TINY, train_run
 
+from phonemlp import smoothing
 from phonemlp.checkpoint import load_checkpoint, save_checkpoint
 from phonemlp.data.corpus import read_labels, read_split
 from phonemlp.errors import PhonemlpError
@@ -32,7 +32,11 @@ def offsets_of(lengths: list[int]) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
 
 
-def test_label_counts_stop_at_utterance_borders() -> None:
+@pytest.mark.parametrize("chunk", [2, 3, 1 << 22])
+def test_label_counts_stop_at_utterance_borders(
+    chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(smoothing, "_COUNT_CHUNK_FRAMES", chunk)  # chunk edges change nothing
     labels = np.array([0, 0, 1, 2, 2, 0])  # utterances [0 0 1] and [2 2 0]
     statistics = count_labels(labels, offsets_of([3, 3]), num_classes=3)
     expected = np.zeros((3, 3), dtype=np.int64)
@@ -119,11 +123,9 @@ def test_settings_are_checked() -> None:
             check_settings(*bad)
 
 
-@pytest.fixture(scope="module")
-def trained(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    run_dir = tmp_path_factory.mktemp("smoothing") / "run"
-    train_run(run_dir, f"data.root={corpus}", *TINY)
-    return run_dir
+@pytest.fixture
+def trained(tiny_run: tuple[Path, str]) -> Path:
+    return tiny_run[0]
 
 
 def test_checkpoint_holds_the_training_label_statistics(trained: Path, corpus: Path) -> None:
