@@ -1,9 +1,9 @@
 """phonemlp-train: the Hydra entry point. Compose the config, build data and model, train.
 
-phonemlp-train                                   # the embedded demo corpus
-phonemlp-train data.root=/data/hw1p2 model=pyramid context=30
-phonemlp-train -m model=pyramid,diamond context=20,30 data.fraction=0.1
-phonemlp-train --cfg job                         # print the composed config
+    phonemlp-train                                   # the embedded demo corpus
+    phonemlp-train data.root=/data/hw1p2 model=pyramid context=30
+    phonemlp-train -m model=pyramid,diamond context=20,30 data.fraction=0.1
+    phonemlp-train --cfg job                         # print the composed config
 """
 
 from __future__ import annotations
