@@ -154,14 +154,35 @@ def endless_batches(
         yield from windows.batches(batch_size, order)
 
 
+# Starts the measured command from a small fresh process: a child's peak RSS (ru_maxrss)
+# counts the memory of whatever process forked it, so forking from the bench would add the
+# bench's own memory to every figure.
+_LAUNCHER = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    os.execvp(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as out:
+    out.write(str(usage.ru_maxrss * 1024))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def run_measured(command: list[str], log: Path, cwd: Path) -> tuple[float, int, int]:
     """Run a command to completion: (wall seconds, peak resident bytes, exit status)."""
+    peak_file = log.with_name(log.name + ".peak")
     started = time.perf_counter()
     with open(log, "w") as output:
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, cwd=cwd)
-        _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    return time.perf_counter() - started, usage.ru_maxrss * 1024, process.returncode
+        status = subprocess.call(
+            [sys.executable, "-c", _LAUNCHER, str(peak_file), *command],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+        )
+    seconds = time.perf_counter() - started
+    peak = int(peak_file.read_text()) if peak_file.is_file() else 0
+    return seconds, peak, status
 
 
 def run_checked(command: list[str], log: Path, cwd: Path) -> tuple[float, int]:
