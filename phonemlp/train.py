@@ -1,9 +1,9 @@
 """phonemlp-train: the Hydra entry point. Compose the config, build data and model, train.
 
-    phonemlp-train                                   # the embedded demo corpus
-    phonemlp-train data.root=/data/hw1p2 model=pyramid context=30
-    phonemlp-train -m model=pyramid,diamond context=20,30 data.fraction=0.1
-    phonemlp-train --cfg job                         # print the composed config
+phonemlp-train                                   # the embedded demo corpus
+phonemlp-train data.root=/data/hw1p2 model=pyramid context=30
+phonemlp-train -m model=pyramid,diamond context=20,30 data.fraction=0.1
+phonemlp-train --cfg job                         # print the composed config
 """
 
 from __future__ import annotations
@@ -176,9 +176,7 @@ def train(cfg: DictConfig) -> float:
     train_data, stats = load_split(
         root, cfg.data.train_split, cfg.data.normalize, utterances=subset, **storage
     )
-    dev_data, _ = load_split(
-        root, cfg.data.dev_split, cfg.data.normalize, stats=stats, **storage
-    )
+    dev_data, _ = load_split(root, cfg.data.dev_split, cfg.data.normalize, stats=stats, **storage)
     for data in (train_data, dev_data):
         if data.feature_dim != dim:
             raise PhonemlpError(
@@ -282,8 +280,20 @@ def train(cfg: DictConfig) -> float:
         first_epoch = state.epoch if state.partial else state.epoch + 1
         for epoch in range(first_epoch, cfg.epochs + 1):
             state.epoch = epoch
-            row = train_epoch(cfg, model, ema, optimizer, schedule, scaler, train_set, device,
-                              precision, state, save, stop)
+            row = train_epoch(
+                cfg,
+                model,
+                ema,
+                optimizer,
+                schedule,
+                scaler,
+                train_set,
+                device,
+                precision,
+                state,
+                save,
+                stop,
+            )
             if row is None:  # stopped by a signal; last.pt holds the epoch so far
                 log.info(
                     f"stopped by {stop.signal_name} in epoch {epoch} after batch "
@@ -330,6 +340,7 @@ def train(cfg: DictConfig) -> float:
             if history
             else 0.0
         ),
+        "train_s": sum(r["epoch_s"] for r in history),
         "best_checkpoint": str(checkpoints / "best.pt"),
         "overrides": overrides,
         "wall_s": time.perf_counter() - started,
@@ -464,8 +475,13 @@ def train_epoch(
     generator = torch.Generator(device=device).manual_seed(cfg.seed * 100_003 + epoch)
     order = torch.randperm(train_set.frames, generator=generator, device=device)
     total = train_set.num_batches(cfg.batch_size, cfg.limit_batches)
-    partial = state.partial or {"batch": 0, "loss_sum": 0.0, "correct": 0, "frames": 0,
-                                "seconds": 0.0}
+    partial = state.partial or {
+        "batch": 0,
+        "loss_sum": 0.0,
+        "correct": 0,
+        "frames": 0,
+        "seconds": 0.0,
+    }
     first = partial["batch"]
     loss_sum = torch.tensor(partial["loss_sum"], device=device, dtype=torch.float64)
     correct = torch.tensor(partial["correct"], device=device, dtype=torch.int64)
@@ -493,8 +509,14 @@ def train_epoch(
         }
 
     batches = train_set.batches(cfg.batch_size, order, cfg.limit_batches, first=first)
-    bar = tqdm(batches, total=total, initial=first, desc=f"epoch {epoch}/{cfg.epochs}",
-               unit="batch", leave=False)
+    bar = tqdm(
+        batches,
+        total=total,
+        initial=first,
+        desc=f"epoch {epoch}/{cfg.epochs}",
+        unit="batch",
+        leave=False,
+    )
     for batch, (windows, labels) in enumerate(bar, start=first):
         lr = schedule.set_lr(state.step)
         if augmenting:
@@ -504,8 +526,10 @@ def train_epoch(
             loss = F.cross_entropy(logits.float(), labels, label_smoothing=cfg.label_smoothing)
             if cfg.rdrop_alpha > 0:  # R-Drop: a second dropout pass, pulled towards the first
                 twin = model(windows)
-                loss = (loss + F.cross_entropy(twin.float(), labels,
-                                               label_smoothing=cfg.label_smoothing)) / 2
+                loss = (
+                    loss
+                    + F.cross_entropy(twin.float(), labels, label_smoothing=cfg.label_smoothing)
+                ) / 2
                 loss = loss + cfg.rdrop_alpha * symmetric_kl(logits.float(), twin.float())
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
@@ -532,8 +556,9 @@ def train_epoch(
                 return None
         if batch % 50 == 49 or done == total:
             mean_loss = check_finite(batch)
-            bar.set_postfix(loss=f"{mean_loss:.3f}", acc=f"{correct.item() / frames:.3f}",
-                            lr=f"{lr:.1e}")
+            bar.set_postfix(
+                loss=f"{mean_loss:.3f}", acc=f"{correct.item() / frames:.3f}", lr=f"{lr:.1e}"
+            )
     if device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - started

@@ -150,3 +150,21 @@ def test_param_budget_through_the_cli(corpus: Path, tmp_path: Path) -> None:
     params = summary(run_dir)["params"]
     assert 190_000 < params <= 200_000
     assert f"{params:,} parameters" in proc.stdout
+
+
+def test_best_preset_trains_within_a_budget_and_scores_every_speaker(
+    corpus: Path, tmp_path: Path
+) -> None:
+    """experiment=best composes the recipe README describes and trains to a real accuracy."""
+    run_dir = tmp_path / "best"
+    train_run(
+        run_dir, f"data.root={corpus}", "experiment=best", "time_budget_s=8", "model.width=128"
+    )
+    cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+    assert cfg.context == 10 and cfg.model.widths is None and cfg.model.depth == 3
+    assert augment_enabled(cfg.augment) and cfg.augment.warp_max > 0
+    assert summary(run_dir)["best_dev_acc"] > 0.5  # the majority class is about 0.2
+    out = run_cli(
+        "phonemlp-predict", f"ckpt={run_dir}", f"out={tmp_path / 'sub.csv'}", cwd=tmp_path
+    ).stdout
+    assert "test accuracy" in out and "per speaker" in out
