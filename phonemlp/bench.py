@@ -895,11 +895,11 @@ def _ensure(folder: Path) -> Path:
 def main(argv: list[str] | None = None) -> None:
     """phonemlp-bench [key=value ...] (see conf/bench.yaml)."""
     args = sys.argv[1:] if argv is None else argv
-    if args and args[0] in ("-h", "--help"):
-        print(__doc__)
-        print(resources.files("phonemlp.conf").joinpath("bench.yaml").read_text())
-        return
     with exit_on_user_error("phonemlp-bench"):
+        if args and args[0] in ("-h", "--help"):
+            print(__doc__)
+            print(resources.files("phonemlp.conf").joinpath("bench.yaml").read_text())
+            return
         bench(bench_config(args))
 
 

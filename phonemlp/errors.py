@@ -1,6 +1,7 @@
 """The one exception type for problems a user can fix (bad data, bad settings)."""
 
 import contextlib
+import os
 import sys
 from collections.abc import Iterator
 
@@ -25,9 +26,14 @@ def user_error_message(error: BaseException) -> str | None:
 
 @contextlib.contextmanager
 def exit_on_user_error(program: str) -> Iterator[None]:
-    """Turn a problem the user can fix into one line on stderr and exit status 2, no traceback."""
+    """Turn a problem the user can fix into one line on stderr and exit status 2, no traceback.
+
+    Output cut short by a closed pipe (`phonemlp-bench --help | head`) ends quietly too."""
     try:
         yield
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        sys.exit(1)
     except Exception as error:
         message = user_error_message(error)
         if message is None:

@@ -563,3 +563,18 @@ def test_cli_predict_refuses_a_hostile_checkpoint(tmp_path: Path) -> None:
     line = error_line(proc, "phonemlp-predict")
     assert str(evil) in line and "refused" in line
     assert not marker.exists() and not out.exists()
+
+
+@pytest.mark.parametrize("program", ["phonemlp-bench", "phonemlp-data", "phonemlp-train"])
+def test_help_into_a_closed_pipe_ends_quietly(program: str, tmp_path: Path) -> None:
+    """`PROGRAM --help | head -1`: no BrokenPipeError traceback when the reader stops early."""
+    done = subprocess.run(
+        f"{shlex.quote(str(BIN / program))} --help | head -c 1",
+        shell=True,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert len(done.stdout) == 1
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
