@@ -36,15 +36,20 @@ def logits_batches(
 
 def evaluate(
     model: torch.nn.Module, split: WindowedSplit, batch_size: int, precision: str
-) -> tuple[float, float]:
-    """Mean cross-entropy and frame accuracy over a labelled split."""
+) -> tuple[float, float, torch.Tensor]:
+    """Mean cross-entropy, frame accuracy and the predicted class of every frame (uint8, on
+    the CPU, in frame order) over a labelled split."""
     device = split.device
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
     correct = torch.zeros((), device=device, dtype=torch.int64)
+    predicted = []
     for logits, labels in logits_batches(model, split, batch_size, precision, desc="dev"):
         loss_sum += F.cross_entropy(logits, labels, reduction="sum")
-        correct += (logits.argmax(1) == labels).sum()
-    return loss_sum.item() / split.frames, correct.item() / split.frames
+        classes = logits.argmax(1)
+        correct += (classes == labels).sum()
+        predicted.append(classes.to(torch.uint8).cpu())
+    predictions = torch.cat(predicted) if predicted else torch.zeros(0, dtype=torch.uint8)
+    return loss_sum.item() / split.frames, correct.item() / split.frames, predictions
 
 
 def class_probabilities(

@@ -189,19 +189,23 @@ def write_best_model_reports(
     offsets: np.ndarray,
     batch_size: int,
     precision: str,
+    predictions: torch.Tensor | None = None,
 ) -> dict[str, Path]:
-    """Load the run's checkpoints/best.pt weights into `model`, predict every dev frame with
-    them and write the reports; returns {} (and says why) when there is no best.pt."""
+    """Write the reports of the run's best model: from `predictions` (its dev predictions,
+    when this process evaluated it), else by loading checkpoints/best.pt into `model` and
+    predicting every dev frame; returns {} (and says why) when there is no best.pt."""
     best = Path(run_dir) / "checkpoints" / "best.pt"
     if not best.is_file() or not history:
         log.info(f"reports: skipped ({'no epoch finished' if not history else f'no {best}'})")
         return {}
-    model.load_state_dict(load_checkpoint(best)["model"])
-    parts = [
-        logits.argmax(1).cpu()
-        for logits, _ in logits_batches(model, dev_set, batch_size, precision, desc="reports")
-    ]
-    predictions = torch.cat(parts).numpy()
+    if predictions is None:
+        model.load_state_dict(load_checkpoint(best)["model"])
+        parts = [
+            logits.argmax(1).cpu()
+            for logits, _ in logits_batches(model, dev_set, batch_size, precision, desc="reports")
+        ]
+        predictions = torch.cat(parts)
+    predictions = predictions.long().numpy()
     labels = dev_set.labels.cpu().numpy()
     return write_reports(run_dir, history, labels, predictions, utterance_names, offsets)
 

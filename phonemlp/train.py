@@ -276,6 +276,7 @@ def train(cfg: DictConfig) -> float:
             ) from None
 
     started = time.perf_counter()
+    best_predictions: torch.Tensor | None = None  # dev predictions of best.pt, when made here
     with StopOnSignal() as stop:
         first_epoch = state.epoch if state.partial else state.epoch + 1
         for epoch in range(first_epoch, cfg.epochs + 1):
@@ -302,7 +303,7 @@ def train(cfg: DictConfig) -> float:
                 )
                 tracker.finish(None)
                 raise SystemExit(128 + stop.signal_number)
-            row["dev_loss"], row["dev_acc"] = evaluate(
+            row["dev_loss"], row["dev_acc"], predictions = evaluate(
                 evaluated, dev_set, cfg.eval_batch_size, precision
             )
             schedule.end_epoch(row["dev_acc"])
@@ -311,6 +312,7 @@ def train(cfg: DictConfig) -> float:
             improved = row["dev_acc"] > state.best_acc
             if improved:
                 state.best_acc, state.best_epoch = row["dev_acc"], epoch
+                best_predictions = predictions  # the reports' dev predictions, no second pass
             write_metrics(run_dir, state.history)
             tracker.log(row)
             save("last.pt")
@@ -349,7 +351,7 @@ def train(cfg: DictConfig) -> float:
         "precision": precision,
     }
     write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
-    reports = write_best_model_reports(  # loads best.pt's weights into `evaluated`
+    reports = write_best_model_reports(  # without best_predictions: a pass with best.pt
         run_dir,
         history,
         evaluated,
@@ -358,6 +360,7 @@ def train(cfg: DictConfig) -> float:
         dev_offsets,
         cfg.eval_batch_size,
         precision,
+        best_predictions,
     )
     tracker.log_reports(reports)
     tracker.finish(summary)
