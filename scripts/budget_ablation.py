@@ -27,6 +27,15 @@ import pandas as pd
 from phonemlp.atomic import write_text
 from phonemlp.phonemes import INDEX
 
+ALL_AUGMENTATIONS = [  # time and frequency masks and mel warp, as the first preset had them
+    "augment.freq_mask_prob=0.5",
+    "augment.freq_mask_max=4",
+    "augment.warp_prob=0.5",
+    "augment.warp_max=0.08",
+    "augment.time_mask_prob=0.3",
+    "augment.time_mask_max=5",
+]
+
 # name -> overrides on top of `experiment=best`; "best" itself is the preset.
 VARIANTS: dict[str, list[str]] = {
     "best": [],
@@ -60,14 +69,7 @@ VARIANTS: dict[str, list[str]] = {
     "ema_0.999": ["ema=0.999"],
     "ls_0.1": ["label_smoothing=0.1"],
     "ema_0.99": ["ema=0.99"],
-    "aug": [
-        "augment.freq_mask_prob=0.5",
-        "augment.freq_mask_max=4",
-        "augment.warp_prob=0.5",
-        "augment.warp_max=0.08",
-        "augment.time_mask_prob=0.3",
-        "augment.time_mask_max=5",
-    ],
+    "aug": ALL_AUGMENTATIONS,
     "adamw_2e-3": [
         "optimizer.lr=0.002",
         "optimizer.weight_decay=0.05",
@@ -89,12 +91,7 @@ VARIANTS: dict[str, list[str]] = {
         "scheduler.min_lr_ratio=0.02",
         "label_smoothing=0.1",
         "ema=0.99",
-        "augment.freq_mask_prob=0.5",
-        "augment.freq_mask_max=4",
-        "augment.warp_prob=0.5",
-        "augment.warp_max=0.08",
-        "augment.time_mask_prob=0.3",
-        "augment.time_mask_max=5",
+        *ALL_AUGMENTATIONS,
     ],
     "starter_model": [  # the starter's model, optimiser and schedule, phonemlp's loop
         "model=cylinder",
