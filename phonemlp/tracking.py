@@ -62,7 +62,8 @@ class Tracker:
         )
         _open = self
         update_status(run_dir, wandb_id=self.run.id, wandb_group=group)
-        log.info(f"wandb: run {self.run.id} ({cfg.wandb.mode}) in group {group}")
+        where = f" in group {group}" if group else ""
+        log.info(f"wandb: run {self.run.id} ({cfg.wandb.mode}){where} in {run_dir / 'wandb'}")
 
     def log(self, row: dict[str, Any]) -> None:
         if self.run is not None:
