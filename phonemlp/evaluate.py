@@ -47,8 +47,8 @@ def evaluate(
         loss_sum += F.cross_entropy(logits, labels, reduction="sum")
         classes = logits.argmax(1)
         correct += (classes == labels).sum()
-        predicted.append(classes.to(torch.uint8).cpu())
-    predictions = torch.cat(predicted) if predicted else torch.zeros(0, dtype=torch.uint8)
+        predicted.append(classes.to(torch.uint8))  # on the device: one copy at the end
+    predictions = torch.cat(predicted).cpu() if predicted else torch.zeros(0, dtype=torch.uint8)
     return loss_sum.item() / split.frames, correct.item() / split.frames, predictions
 
 

@@ -92,15 +92,12 @@ def write_submission(path: Path, predictions: np.ndarray, label_format: str) -> 
         frame.to_csv(temporary, index=False)
 
 
-def answer_key(root: Path, frames: int) -> np.ndarray | None:
-    """The true class of every test frame from `ROOT/test_labels.csv` (the demo and
-    development corpora have one; Kaggle's data does not), None when absent or not matching."""
-    path = root / "test_labels.csv"
-    if not path.is_file():
-        return None
+def read_label_csv(path: Path, frames: int) -> np.ndarray | None:
+    """The class of every frame in an `Id,Label` CSV (symbols or indices); None, with the
+    reason logged, when it has no Label column, not `frames` rows or an unknown label."""
     table = pd.read_csv(path, keep_default_na=False)
     if "Label" not in table or len(table) != frames:
-        log.info(f"{path}: not scored (it has {len(table):,} rows, the test split {frames:,})")
+        log.info(f"{path}: not scored (it has {len(table):,} rows, the split {frames:,})")
         return None
     labels = table["Label"]
     if labels.dtype.kind in "iu":
@@ -110,6 +107,13 @@ def answer_key(root: Path, frames: int) -> np.ndarray | None:
         log.info(f"{path}: not scored (unknown label {labels[unknown].iloc[0]!r})")
         return None
     return labels.map(INDEX).to_numpy()
+
+
+def answer_key(root: Path, frames: int) -> np.ndarray | None:
+    """The true class of every test frame from `ROOT/test_labels.csv` (the demo and
+    development corpora have one; Kaggle's data does not), None when absent or not matching."""
+    path = root / "test_labels.csv"
+    return read_label_csv(path, frames) if path.is_file() else None
 
 
 def log_scores(

@@ -25,7 +25,9 @@ import numpy as np
 import pandas as pd
 
 from phonemlp.atomic import write_text
-from phonemlp.phonemes import INDEX
+from phonemlp.data.corpus import Split, read_split, split_files
+from phonemlp.predict import answer_key, read_label_csv
+from phonemlp.reports import per_speaker_table, speakers
 
 ALL_AUGMENTATIONS = [  # time and frequency masks and mel warp, as the first preset had them
     "augment.freq_mask_prob=0.5",
@@ -121,27 +123,16 @@ def overrides_of(name: str) -> list[str]:
     return [override for part in name.split("+") for override in VARIANTS[part]]
 
 
-def utterances(root: Path, split: str) -> tuple[list[str], np.ndarray]:
-    """Utterance names (sorted, as the CSV orders them) and frame offsets of a split."""
-    files = sorted((root / split / "mfcc").glob("*.npy"))
-    lengths = [np.load(path, mmap_mode="r").shape[0] for path in files]
-    return [path.stem for path in files], np.concatenate([[0], np.cumsum(lengths)])
-
-
-def score(csv: Path, truth: np.ndarray, names: list[str], offsets: np.ndarray) -> dict[str, float]:
+def score(csv: Path, truth: np.ndarray, test: Split) -> dict[str, float]:
     """Accuracy of a submission overall and per speaker."""
-    labels = pd.read_csv(csv, keep_default_na=False)["Label"]
-    predicted = labels.to_numpy() if labels.dtype.kind in "iu" else labels.map(INDEX).to_numpy()
-    if len(predicted) != len(truth):
-        raise SystemExit(f"{csv}: {len(predicted)} rows, the test split has {len(truth)} frames")
-    hits = predicted == truth
-    out = {"test": float(hits.mean())}
-    for name, start, end in zip(names, offsets[:-1], offsets[1:], strict=True):
-        speaker = name.split("-", 1)[0]
-        out.setdefault(f"_{speaker}", []).append(hits[start:end])  # type: ignore[arg-type]
-    for key in [k for k in out if k.startswith("_")]:
-        out[key[1:]] = float(np.concatenate(out.pop(key)).mean())  # type: ignore[arg-type]
-    return out
+    predicted = read_label_csv(csv, len(truth))
+    if predicted is None:
+        raise SystemExit(f"{csv}: not a submission for the {len(truth):,} test frames")
+    table = per_speaker_table(truth, predicted, test.names, test.offsets)
+    return {
+        "test": float((predicted == truth).mean()),
+        **dict(zip(table.speaker, table.accuracy, strict=True)),
+    }
 
 
 def run(command: list[str], log: Path) -> float:
@@ -220,13 +211,11 @@ def main() -> None:
         overrides_of(name)
     root, out = args.root.resolve(), args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    truth = (
-        pd.read_csv(root / "test_labels.csv", keep_default_na=False)["Label"].map(INDEX).to_numpy()
-    )
-    names, offsets = utterances(root, "test-clean")
-    seen = {
-        path.stem.split("-", 1)[0] for path in (root / "train-clean-100" / "mfcc").glob("*.npy")
-    }
+    test = read_split(root, "test-clean", labelled=False, progress=False)
+    truth = answer_key(root, test.frames)
+    if truth is None:
+        raise SystemExit(f"{root / 'test_labels.csv'}: missing or not matching the test split")
+    seen = set(speakers(split_files(root, "train-clean-100", labelled=False).names))
 
     rows = []
     for seed in args.seeds:
@@ -238,7 +227,7 @@ def main() -> None:
                 "seed": seed,
                 "train_s": train_s,
                 "epochs": 2.0,
-                **score(csv, truth, names, offsets),
+                **score(csv, truth, test),
             }
         )
         for name in args.variants:
@@ -250,15 +239,15 @@ def main() -> None:
                     "train_s": summary["train_s"],
                     "epochs": summary["epochs"],
                     "dev": summary["best_dev_acc"],
-                    **score(csv, truth, names, offsets),
+                    **score(csv, truth, test),
                 }
             )
             print(json.dumps(rows[-1]), flush=True)
 
     table = pd.DataFrame(rows)
-    speakers = sorted(c for c in table.columns if c.isdigit())
-    unseen = [s for s in speakers if s not in seen]
-    seen_cols = [s for s in speakers if s in seen]
+    columns = sorted(c for c in table.columns if c.isdigit())  # one per speaker
+    unseen = [s for s in columns if s not in seen]
+    seen_cols = [s for s in columns if s in seen]
     table["seen"] = table[seen_cols].mean(axis=1)
     table["unseen"] = table[unseen].mean(axis=1)
     table["gap"] = table["seen"] - table["unseen"]

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 BIN = Path(sys.executable).parent
@@ -45,3 +47,13 @@ def summary(run_dir: Path) -> dict:
 
 def metrics(run_dir: Path) -> pd.DataFrame:
     return pd.read_csv(run_dir / "metrics.csv")
+
+
+def files(root: Path, split: str, kind: str = "mfcc") -> list[Path]:
+    """A split's `.npy` files of one kind (mfcc or transcript), sorted by name."""
+    return sorted((root / split / kind).glob("*.npy"))
+
+
+def rewrite(path: Path, change: Callable[[np.ndarray], np.ndarray]) -> None:
+    """Replace a `.npy` file's array by `change` of it (to break a corpus on purpose)."""
+    np.save(path, change(np.load(path)), allow_pickle=True)

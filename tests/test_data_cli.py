@@ -6,12 +6,12 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 from hydra import compose, initialize_config_module
+from runner import files, rewrite
 
 from phonemlp import data_cli
 from phonemlp.corpus_check import class_table
@@ -39,14 +39,6 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def root(pristine: Path, tmp_path: Path) -> Path:
     """A private copy of the corpus, free to break."""
     return Path(shutil.copytree(pristine, tmp_path / "corpus"))
-
-
-def files(root: Path, split: str, kind: str = "mfcc") -> list[Path]:
-    return sorted((root / split / kind).glob("*.npy"))
-
-
-def rewrite(path: Path, change: Callable[[np.ndarray], np.ndarray]) -> None:
-    np.save(path, change(np.load(path)))
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, list[str]]:

@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+from runner import files
 
 import phonemlp
 from phonemlp.data import demo
@@ -35,10 +36,6 @@ def medium_corpus(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
     root = tmp_path_factory.mktemp("medium") / "corpus"
     write_demo_corpus(root, seed=0, train_utterances=120, dev_utterances=30, test_utterances=30)
     return root
-
-
-def files(root: pathlib.Path, split: str, kind: str = "mfcc") -> list[pathlib.Path]:
-    return sorted((root / split / kind).glob("*.npy"))
 
 
 def frame_symbols(root: pathlib.Path, split: str) -> np.ndarray:

@@ -20,6 +20,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_module
 from omegaconf import DictConfig
+from runner import files, rewrite
 
 from phonemlp.checkpoint import FORMAT, VERSION, load_checkpoint, save_checkpoint
 from phonemlp.data.corpus import read_split
@@ -51,14 +52,6 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def root(pristine: Path, tmp_path: Path) -> Path:
     """A private copy of the small corpus, free to break."""
     return Path(shutil.copytree(pristine, tmp_path / "corpus"))
-
-
-def files(root: Path, split: str, kind: str = "mfcc") -> list[Path]:
-    return sorted((root / split / kind).glob("*.npy"))
-
-
-def rewrite(path: Path, change: Callable[[np.ndarray], np.ndarray]) -> None:
-    np.save(path, change(np.load(path)), allow_pickle=True)
 
 
 def transcript_of(mfcc: Path) -> Path:
