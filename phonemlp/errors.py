@@ -10,8 +10,14 @@ class PhonemlpError(Exception):
     """A user-facing error: its message is one line naming the file or setting and the fix."""
 
 
+class RunPruned(Exception):  # noqa: N818 (a stop, not an error)
+    """Raised by an `on_epoch` callback to stop a run early (a search's pruner): its
+    checkpoints are kept and its status.json says `pruned`."""
+
+
 def user_error_message(error: BaseException) -> str | None:
     """The one-line message for a problem the user can fix; None for anything else (a bug)."""
+    from hydra.errors import HydraException
     from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
     if isinstance(error, MissingMandatoryValue):
@@ -21,6 +27,10 @@ def user_error_message(error: BaseException) -> str | None:
         return f"config: {str(error).splitlines()[0]}"
     if isinstance(error, PhonemlpError):
         return str(error)
+    if isinstance(error, HydraException):  # a bad override or an unknown group option
+        return f"config: {' '.join(str(error).split())}"
+    if type(error).__name__ == "OutOfMemoryError":  # torch's
+        return "out of GPU memory; try a smaller batch_size, a smaller model, or device=cpu"
     return None
 
 

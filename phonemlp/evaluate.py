@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from phonemlp.data.windows import WindowedSplit
+from phonemlp.progress import progress_bar
 from phonemlp.runtime import autocast
 
 
@@ -25,9 +25,7 @@ def logits_batches(
     device = split.device
     batches = split.batches(batch_size)
     if desc:
-        batches = tqdm(
-            batches, total=split.num_batches(batch_size), desc=desc, unit="batch", leave=False
-        )
+        batches = progress_bar(batches, split.num_batches(batch_size), desc=desc)
     for windows, labels in batches:
         with autocast(device, precision):
             logits = model(windows)

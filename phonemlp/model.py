@@ -80,22 +80,32 @@ class Dropout(nn.Module):
     """Dropout drawing 16 random bits per element from 64-bit draws.
 
     Same expectation as nn.Dropout (p is resolved to 1/65536); on CPUs it is about twice as
-    fast, because torch's CPU bernoulli draws one random number per element.
+    fast, because torch's CPU bernoulli draws one random number per element. The rate is a
+    tensor changed in place (dropout schedules), so a compiled model or a captured CUDA graph
+    reads the new rate without recompiling.
     """
 
     def __init__(self, p: float) -> None:
         super().__init__()
-        self.p = p  # may be changed between batches (dropout schedules)
+        self.register_buffer("rate", torch.tensor(float(p)), persistent=False)
+
+    @property
+    def p(self) -> float:
+        return float(self.rate)
+
+    @p.setter
+    def p(self, value: float) -> None:
+        self.rate.fill_(value)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0:
+        if not self.training:
             return x
         draws = torch.randint(
             -(2**63), 2**63 - 1, (-(-x.numel() // 4),), dtype=torch.int64, device=x.device
         )
         bits = draws.view(torch.int16)[: x.numel()].view(x.shape)
-        threshold = round(self.p * 65536) - 32768  # keep an element when its bits >= this
-        keep = (bits >= threshold).to(x.dtype).mul_(1 / (1 - self.p))
+        threshold = (self.rate * 65536).round() - 32768  # keep an element when its bits >= this
+        keep = (bits >= threshold).to(x.dtype) / (1 - self.rate).to(x.dtype)
         return x * keep
 
     def extra_repr(self) -> str:

@@ -11,7 +11,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import hydra
 import numpy as np
 import pandas as pd
 import torch
@@ -23,9 +22,9 @@ from phonemlp.checkpoint import load_checkpoint
 from phonemlp.data.corpus import Split
 from phonemlp.data.splits import checkpoint_split
 from phonemlp.data.windows import WindowedSplit
-from phonemlp.errors import PhonemlpError, exit_on_user_error
+from phonemlp.errors import PhonemlpError
 from phonemlp.evaluate import class_probabilities
-from phonemlp.model import MLP, autocast_dtype
+from phonemlp.model import MLP, autocast_dtype, build_model
 from phonemlp.phonemes import CLASSES, INDEX, NUM_CLASSES
 from phonemlp.reports import per_speaker_table
 from phonemlp.runtime import configure, resolve_device, resolve_precision
@@ -34,19 +33,12 @@ log = logging.getLogger("phonemlp")
 
 
 def model_from_checkpoint(checkpoint: dict[str, Any]) -> MLP:
-    """Rebuild the trained MLP from what the checkpoint holds (no original config needed)."""
-    model_cfg = checkpoint["config"]["model"]
-    model = MLP(
-        checkpoint["input_dim"],
-        checkpoint["widths"],
-        len(checkpoint["classes"]),
-        activation=model_cfg["activation"],
-        norm=model_cfg["norm"],
-        norm_position=model_cfg["norm_position"],
-        norm_every=model_cfg["norm_every"],
-        dropout=model_cfg["dropout"],
-        dropout_every=model_cfg["dropout_every"],
-    )
+    """Rebuild the trained MLP from what the checkpoint holds (its model config and widths)."""
+    from omegaconf import OmegaConf
+
+    model_cfg = OmegaConf.create(checkpoint["config"]["model"])
+    model_cfg.widths, model_cfg.param_budget = list(checkpoint["widths"]), None
+    model = build_model(model_cfg, checkpoint["input_dim"], len(checkpoint["classes"]))
     model.load_state_dict(checkpoint["model"])
     return model
 
@@ -84,22 +76,30 @@ def check_compatible(checkpoint: dict[str, Any], source: str, data: Split) -> No
         )
 
 
-def write_submission(path: Path, predictions: np.ndarray, label_format: str) -> None:
-    """The Kaggle CSV `Id,Label`, one row per frame in order, written atomically."""
+def write_submission(
+    path: Path, predictions: np.ndarray, label_format: str, root: Path | None = None
+) -> None:
+    """The Kaggle CSV, one row per frame in order, written atomically. Its header is that
+    of ROOT/sample_submission.csv when the data root has one, else the starter's id,label."""
+    from phonemlp.submission import submission_header
+
+    id_column, label_column = submission_header(root)
     labels = np.asarray(CLASSES)[predictions] if label_format == "symbol" else predictions
-    frame = pd.DataFrame({"Id": np.arange(len(predictions)), "Label": labels})
+    frame = pd.DataFrame({id_column: np.arange(len(predictions)), label_column: labels})
     with atomic_path(path) as temporary:
         frame.to_csv(temporary, index=False)
 
 
 def read_label_csv(path: Path, frames: int) -> np.ndarray | None:
-    """The class of every frame in an `Id,Label` CSV (symbols or indices); None, with the
-    reason logged, when it has no Label column, not `frames` rows or an unknown label."""
+    """The class of every frame in an id,label CSV (any case: Id,Label too; symbols or
+    indices); None, with the reason logged, when it has no label column, not `frames` rows
+    or an unknown label."""
     table = pd.read_csv(path, keep_default_na=False)
-    if "Label" not in table or len(table) != frames:
+    column = next((name for name in table.columns if str(name).lower() == "label"), None)
+    if column is None or len(table) != frames:
         log.info(f"{path}: not scored (it has {len(table):,} rows, the split {frames:,})")
         return None
-    labels = table["Label"]
+    labels = table[column]
     if labels.dtype.kind in "iu":
         return labels.to_numpy()
     unknown = ~labels.isin(list(INDEX))
@@ -136,8 +136,9 @@ def log_scores(
     return accuracy
 
 
-def predict(cfg: DictConfig) -> float | None:
-    """Write the CSV (split=test) or return the dev accuracy (split=dev)."""
+def predict(cfg: DictConfig) -> dict[str, Any]:
+    """Write the CSV (split=test) or score the dev split (split=dev); returns what it did:
+    split, frames, accuracy (dev; test when the corpus has test_labels.csv), out."""
     if cfg.split not in ("test", "dev"):
         raise PhonemlpError(f"split={cfg.split!r} is not one of test, dev")
     if cfg.label_format not in ("symbol", "index"):
@@ -190,27 +191,19 @@ def predict(cfg: DictConfig) -> float | None:
         cfg.hmm_prior_weight,
     )
 
+    result: dict[str, Any] = {"split": cfg.split, "frames": data.frames, "models": len(sources)}
     if cfg.split == "dev":
-        return log_scores("dev", data.labels, predictions, unsmoothed, data, cfg.smooth)
-    write_submission(out, predictions, cfg.label_format)
+        accuracy = log_scores("dev", data.labels, predictions, unsmoothed, data, cfg.smooth)
+        return {**result, "accuracy": accuracy, "out": None}
+    write_submission(out, predictions, cfg.label_format, root)
     log.info(f"wrote {out} ({data.frames:,} rows, labels as {cfg.label_format})")
     truth = answer_key(root, data.frames)
+    accuracy = None
     if truth is not None:
-        log_scores("test", truth, predictions, unsmoothed, data, cfg.smooth)
+        accuracy = log_scores("test", truth, predictions, unsmoothed, data, cfg.smooth)
     if cfg.submit:
         from phonemlp.submit import submit_csv
 
         message = None if cfg.message is None else str(cfg.message)
         submit_csv(out, message, str(cfg.competition), data.frames, str(root / split_name))
-    return None
-
-
-@hydra.main(version_base="1.3", config_path="pkg://phonemlp.conf", config_name="predict")
-def main(cfg: DictConfig) -> float | None:
-    """Predict with trained checkpoints (see README.md; `--cfg job` prints the config)."""
-    with exit_on_user_error("phonemlp-predict"):
-        return predict(cfg)
-
-
-if __name__ == "__main__":
-    main()
+    return {**result, "accuracy": accuracy, "out": str(out)}

@@ -1,14 +1,15 @@
 """A run's status record, `<run>/status.json`: is the run running, finished or failed?
 
 phonemlp-train writes it when a job starts (`running`, with the host and pid), and again when
-it ends: `finished`, `failed` (with the one-line error) or `interrupted` (a signal or Ctrl-C;
-checkpoints/last.pt can resume it). A `running` record whose process is gone from this host
-reads as `killed`. In a multirun a job that fails on a problem the user can fix is recorded,
-logged in one line and scored -inf, and the sweep goes on with the next job.
+it ends: `finished`, `pruned`, `failed` (with the one-line error) or `interrupted` (a signal or
+Ctrl-C; checkpoints/last.pt can resume it). A `running` record whose process is gone from this
+host reads as `killed`. The other records of a run, metrics.csv and summary.json, are written
+here too.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import gc
 import json
@@ -18,23 +19,23 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from phonemlp.atomic import write_text
-from phonemlp.errors import user_error_message
+from phonemlp.atomic import atomic_path, write_text
+from phonemlp.errors import RunPruned, user_error_message
 
 log = logging.getLogger("phonemlp")
 
 STATUS_FILE = "status.json"
 RUNNING, FINISHED, FAILED, INTERRUPTED = "running", "finished", "failed", "interrupted"
+PRUNED = "pruned"  # stopped early by a search's pruner; its checkpoints are kept
 KILLED = "killed"  # read only: `running` on this host, but its process is gone
 UNFINISHED = "unfinished"  # read only: a run folder with no status record and no summary
 
 FAILED_SCORE = -math.inf
-"""What a failed job returns to the sweeper. Optuna takes -inf as the worst value (a NaN would
-make hydra-optuna-sweeper 1.3 fail the whole study), so a setting that fails steers it away."""
+"""What a failed job of a Hydra sweep returns to the sweeper: the worst value."""
 
 
 def _now() -> str:
@@ -101,13 +102,6 @@ def run_status(run_dir: Path) -> str:
     return status
 
 
-def in_multirun() -> bool:
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-
-
 def _stop_message(error: BaseException) -> str:
     if isinstance(error, SystemExit) and isinstance(error.code, int) and error.code > 128:
         try:
@@ -117,18 +111,11 @@ def _stop_message(error: BaseException) -> str:
     return f"stopped by {type(error).__name__}"
 
 
-def run_recorded(task: Callable[[Any], float], cfg: Any, program: str) -> float:
-    """Run one job (`task(cfg)`, returning its score) and keep its status record.
-
-    A problem the user can fix ends a single run as before (the caller prints it and exits 2);
-    in a multirun it is logged in one line, the job is scored FAILED_SCORE and the sweep goes
-    on. Anything else is recorded and raised.
-    """
-    from hydra.core.hydra_config import HydraConfig
-
-    from phonemlp.tracking import finish_open_run
-
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
+@contextlib.contextmanager
+def recorded(run_dir: Path) -> Iterator[None]:
+    """Keep `run_dir/status.json` for the work inside: `running` (host, pid), then `finished`,
+    `pruned` (RunPruned), `failed` (with the one-line error, or the exception of a bug) or
+    `interrupted` (a signal, Ctrl-C). Frees what the job left on the GPU at the end."""
     run_dir.mkdir(parents=True, exist_ok=True)
     record = {
         "status": RUNNING,
@@ -138,45 +125,26 @@ def run_recorded(task: Callable[[Any], float], cfg: Any, program: str) -> float:
         "started": _now(),
     }
     write_status(run_dir, record)
+    ended: dict[str, Any] = {"status": FINISHED}
     try:
-        score = task(cfg)
+        yield
+    except RunPruned:
+        ended = {"status": PRUNED}
+        raise
     except Exception as error:
-        message = fixable_message(error)
+        message = user_error_message(error)
         if message is None:  # a bug: name it; the traceback follows
             first_line = (str(error).strip().splitlines() or [""])[0]
-            detail = f"{type(error).__name__}: {first_line}"
-        else:
-            detail = message
-        finish_open_run()
-        write_status(run_dir, {**_latest(run_dir, record), "status": FAILED, "error": detail,
-                               "ended": _now()})  # fmt: skip
-        if message is not None and in_multirun():
-            log.error(f"{program}: error: {message}")
-            log.error(f"{program}: {run_dir} failed; the sweep goes on")
-            return FAILED_SCORE
+            message = f"{type(error).__name__}: {first_line}"
+        ended = {"status": FAILED, "error": message}
         raise
     except BaseException as error:  # a signal turned into SystemExit, Ctrl-C
-        finish_open_run()
-        write_status(run_dir, {**_latest(run_dir, record), "status": INTERRUPTED,
-                               "error": _stop_message(error), "ended": _now()})  # fmt: skip
+        ended = {"status": INTERRUPTED, "error": _stop_message(error)}
         raise
     finally:
+        latest = read_status(run_dir) or record  # the run may have added params
+        write_status(run_dir, {**latest, **ended, "ended": _now()})
         release_memory()
-    write_status(run_dir, {**_latest(run_dir, record), "status": FINISHED, "ended": _now()})
-    return score
-
-
-def fixable_message(error: Exception) -> str | None:
-    """The one-line message of a problem the user can fix (running out of memory is one)."""
-    message = user_error_message(error)
-    if message is None and type(error).__name__ == "OutOfMemoryError":  # torch's
-        message = "out of GPU memory; try a smaller batch_size, a smaller model, or device=cpu"
-    return message
-
-
-def _latest(run_dir: Path, record: dict[str, Any]) -> dict[str, Any]:
-    """The record as the run last updated it (it may have added params)."""
-    return read_status(run_dir) or record
 
 
 def release_memory() -> None:
@@ -185,3 +153,59 @@ def release_memory() -> None:
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
         torch.cuda.empty_cache()
+
+
+METRIC_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "dev_loss", "dev_acc", "epoch_s",
+                  "train_frames_per_s"]  # fmt: skip
+
+
+def write_metrics(run_dir: Path, history: list[dict[str, float]]) -> None:
+    """metrics.csv: one row per epoch, rewritten atomically after every epoch."""
+    import pandas as pd
+
+    with atomic_path(run_dir / "metrics.csv") as temporary:
+        pd.DataFrame(history)[METRIC_COLUMNS].to_csv(temporary, index=False)
+
+
+def write_summary(run_dir: Path, trainer: Any, overrides: list[str], root: Path,
+                  device: Any) -> dict[str, Any]:  # fmt: skip
+    """summary.json: the run's figures (what phonemlp.train returns)."""
+    progress, history = trainer.progress, trainer.progress.history
+    train_s = sum(r["epoch_s"] for r in history)
+    summary = {
+        "params": trainer.model.num_params,
+        "best_dev_acc": progress.best_acc,
+        "best_epoch": progress.best_epoch,
+        "epochs": len(history),
+        "train_frames_per_s": sum(r["train_frames"] for r in history) / max(1e-9, train_s),
+        "train_s": train_s,
+        "best_checkpoint": str(run_dir / "checkpoints" / "best.pt"),
+        "run_dir": str(run_dir),
+        "overrides": overrides,
+        "data_root": str(root),
+        "device": str(device),
+        "precision": trainer.precision,
+    }
+    write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def print_summary(summary: dict[str, Any], history: list[dict[str, float]], run_dir: Path) -> None:
+    import pandas as pd
+
+    columns = ["epoch", "train_loss", "train_acc", "dev_loss", "dev_acc", "epoch_s"]
+    table = pd.DataFrame(history)[columns]
+    reports = run_dir / "reports"
+    log.info("\n" + table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    log.info(
+        f"best dev accuracy {summary['best_dev_acc']:.4f} at epoch {summary['best_epoch']}; "
+        f"{summary['params']:,} parameters; {summary['train_frames_per_s']:,.0f} train frames/s\n"
+        f"run folder: {run_dir}\n"
+        + (
+            f"reports:    {reports} (per-class and per-speaker dev accuracy, confusion matrix, "
+            "learning curves)\n"
+            if reports.is_dir()
+            else ""
+        )  # fmt: skip
+        + f"predict:    phonemlp-predict ckpt={summary['best_checkpoint']} out=submission.csv"
+    )

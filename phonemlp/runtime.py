@@ -32,17 +32,30 @@ def cpu_supports_bf16() -> bool:
     return any(getattr(torch.cpu, check, lambda: False)() for check in checks)
 
 
-def resolve_precision(name: str, device: torch.device) -> str:
-    """`auto` is bf16 where the device computes it natively, else fp32."""
+def choose_precision(name: str, device: torch.device) -> tuple[str, str]:
+    """The precision to compute in, and why: `auto` is bf16 only where the hardware computes
+    it natively (CUDA compute capability >= 8.0; CPUs with AVX512-BF16 or AMX), fp16 with the
+    grad scaler on older CUDA GPUs (T4, V100), else fp32."""
     if name not in PRECISIONS:
         raise PhonemlpError(f"precision={name!r} is not one of {', '.join(PRECISIONS)}")
     if name == "fp16" and device.type != "cuda":
         raise PhonemlpError("precision=fp16 needs a CUDA GPU; use precision=bf16 or fp32 on a CPU")
-    if name == "auto":
-        if device.type == "cuda":
-            return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-        return "bf16" if cpu_supports_bf16() else "fp32"
-    return name
+    if name != "auto":
+        return name, "set by precision=" + name
+    if device.type == "cuda":
+        major, minor = torch.cuda.get_device_capability(device)
+        gpu = f"{torch.cuda.get_device_name(device)} (compute capability {major}.{minor})"
+        if major >= 8:
+            return "bf16", f"auto: {gpu} computes bf16 natively"
+        return "fp16", f"auto: {gpu} has no native bf16; fp16 with the grad scaler"
+    if cpu_supports_bf16():
+        return "bf16", "auto: this CPU has native bf16 (AVX512-BF16 or AMX)"
+    return "fp32", "auto: this CPU has no native bf16 (AVX2 only: bf16 would be emulated, slower)"
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    """The precision `choose_precision` picks, without the reason."""
+    return choose_precision(name, device)[0]
 
 
 def autocast(device: torch.device, precision: str) -> torch.autocast:

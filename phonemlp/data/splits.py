@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -15,9 +17,16 @@ from phonemlp.data.cache import (
     storage_dtype,
     stored_normalisation,
 )
-from phonemlp.data.corpus import Split, list_utterances, split_files
+from phonemlp.data.corpus import Split, feature_dim, list_utterances, split_files
 from phonemlp.data.normalize import MODES, check_stats, stats_from_moments
 from phonemlp.errors import PhonemlpError
+from phonemlp.resources import check_memory
+
+if TYPE_CHECKING:
+    from phonemlp.data.windows import WindowedSplit
+    from phonemlp.smoothing import LabelStatistics
+
+log = logging.getLogger("phonemlp")
 
 
 def corpus_root(root: str | None, demo_seed: int = 0) -> Path:
@@ -115,3 +124,81 @@ def checkpoint_split(
         **storage_options(data_cfg),
     )
     return data
+
+
+SYNTHETIC_DIM = 28
+
+
+def locate_data(data_cfg: Any) -> tuple[Path, int]:
+    """The corpus root and its feature dimension (read from one file header), before any data
+    is loaded; `data.synthetic_frames` > 0 stands for a generated split of that size."""
+    if data_cfg.get("synthetic_frames", 0):
+        return Path(f"synthetic-{data_cfg.synthetic_frames}"), SYNTHETIC_DIM
+    root = corpus_root(data_cfg.root, data_cfg.demo_seed)
+    return root, feature_dim(root, data_cfg.train_split)
+
+
+@dataclass
+class TrainingData:
+    """The train and dev splits placed for training, and what the checkpoints keep of them."""
+
+    root: Path
+    dim: int
+    train: WindowedSplit
+    dev: WindowedSplit
+    stats: tuple[np.ndarray, np.ndarray] | None  # global normalisation statistics, if any
+    label_counts: LabelStatistics  # for smooth=hmm at prediction
+    dev_names: list[str]
+    dev_offsets: np.ndarray
+
+
+def _read_splits(cfg: Any, root: Path, dim: int) -> tuple[Split, Split, Any]:
+    data = cfg.data
+    if data.get("synthetic_frames", 0):
+        from phonemlp.data.synthetic import synthetic_split
+
+        dev_frames = max(10_000, data.synthetic_frames // 50)
+        train = synthetic_split(data.synthetic_frames, dim, cfg.seed)
+        return train, synthetic_split(dev_frames, dim, cfg.seed + 1), None
+    check_memory(root, [data.train_split, data.dev_split], data.fraction)
+    subset = training_subset(root, data.train_split, data.fraction, cfg.seed)
+    storage = storage_options(data)  # the prepared-split cache (data/cache.py)
+    train, stats = load_split(root, data.train_split, data.normalize, utterances=subset, **storage)
+    dev, _ = load_split(root, data.dev_split, data.normalize, stats=stats, **storage)
+    for split in (train, dev):
+        if split.feature_dim != dim:
+            raise PhonemlpError(
+                f"{root / split.name / 'mfcc'}: feature dimension {split.feature_dim} differs "
+                f"from {dim} in {root / data.train_split / 'mfcc'}; all splits must match"
+            )
+    return train, dev, stats
+
+
+def load_training_data(cfg: Any, root: Path, dim: int, device: Any, precision: str) -> TrainingData:
+    """Read (or generate), normalise and place the train and dev splits for `cfg`."""
+    import torch
+
+    from phonemlp.data.windows import WindowedSplit
+    from phonemlp.phonemes import NUM_CLASSES
+    from phonemlp.smoothing import count_labels
+
+    train, dev, stats = _read_splits(cfg, root, dim)
+    if train.frames == 0 or dev.frames == 0:
+        raise PhonemlpError(f"{root}: the train or dev split has no frames")
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
+    placement = cfg.data.get("placement", "auto")
+    log.info(
+        f"data: {root}  train: {len(train.names):,} utterances, {train.frames:,} frames; "
+        f"dev: {len(dev.names):,} utterances, {dev.frames:,} frames; feature dim {dim} "
+        f"(normalize={cfg.data.normalize}, fraction={cfg.data.fraction})"
+    )
+    return TrainingData(
+        root=root,
+        dim=dim,
+        train=WindowedSplit(train, cfg.context, device, dtype, placement),
+        dev=WindowedSplit(dev, cfg.context, device, dtype, placement),
+        stats=stats,
+        label_counts=count_labels(train.labels, train.offsets, NUM_CLASSES),
+        dev_names=dev.names,
+        dev_offsets=dev.offsets,
+    )

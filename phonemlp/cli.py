@@ -1,0 +1,77 @@
+"""The console scripts' entry points: Hydra's command line over the Python API (api.py).
+
+Every command takes `key=value` overrides composed from the YAML the package ships, and its
+`--help` is generated from that same config. Nothing heavy (torch, pandas, wandb) is imported
+before the command has parsed its arguments, so `--help` returns at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig
+
+log = logging.getLogger("phonemlp")
+
+CONFIG_PATH = "pkg://phonemlp.conf"
+
+
+def train() -> None:
+    """phonemlp-train: one run, or a sweep with -m (each job a run; failures score -inf)."""
+    hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="config")(_train_job)()
+
+
+def _train_job(cfg: DictConfig) -> float:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from phonemlp.errors import exit_on_user_error, user_error_message
+    from phonemlp.records import FAILED_SCORE
+
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    sweeping = hydra_cfg.mode == RunMode.MULTIRUN
+    group = None
+    if sweeping:
+        sweep = Path(hydra_cfg.sweep.dir).resolve()
+        group = f"{sweep.parent.name}/{sweep.name}"
+    with exit_on_user_error("phonemlp-train"):
+        from phonemlp.api import run_training
+
+        try:
+            summary = run_training(list(hydra_cfg.overrides.task), run_dir, wandb_group=group)
+        except Exception as error:
+            message = user_error_message(error)
+            if not sweeping or message is None:
+                raise
+            log.error(f"phonemlp-train: error: {message}")
+            log.error(f"phonemlp-train: {run_dir} failed; the sweep goes on")
+            return FAILED_SCORE
+        return summary["best_dev_acc"]
+
+
+def predict() -> None:
+    """phonemlp-predict: a Kaggle CSV (or the dev accuracy) from checkpoints."""
+    hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="predict")(_predict_job)()
+
+
+def _predict_job(cfg: DictConfig) -> Any:
+    from phonemlp.api import out_of_memory_hint
+    from phonemlp.errors import exit_on_user_error
+
+    with (
+        exit_on_user_error("phonemlp-predict"),
+        out_of_memory_hint(list(_task_overrides()), key="batch_size"),
+    ):
+        from phonemlp.predict import predict as predict_split
+
+        return predict_split(cfg)
+
+
+def _task_overrides() -> list[str]:
+    from hydra.core.hydra_config import HydraConfig
+
+    return list(HydraConfig.get().overrides.task)
