@@ -76,7 +76,7 @@ def run_training(
         if wandb_group and not cfg.wandb.group:
             cfg.wandb.group = wandb_group
         record_config(run_dir, cfg, overrides)
-        from phonemlp.train import train as train_model
+        from phonemlp.training import train as train_model
 
         return train_model(cfg, run_dir, requested, checkpoint, on_epoch)
 
