@@ -8,10 +8,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from runner import run_cli
 
 from phonemlp.bench import bench, bench_config, run_measured, write_large_corpus
+from phonemlp.data.cache import PAD
 from phonemlp.data.corpus import read_split
+from phonemlp.data.normalize import moments
+from phonemlp.data.synthetic import class_means, synthetic_split, write_split_files
+from phonemlp.data.windows import WindowedSplit
 from phonemlp.errors import PhonemlpError
 
 TINY_BENCH = [
@@ -104,3 +109,68 @@ def test_generated_corpus_has_exactly_the_frames_asked(tmp_path: Path) -> None:
     assert write_large_corpus(root, frames=50_000, utterances=30) == root  # reused
     with pytest.raises(PhonemlpError, match="generate.root"):
         write_large_corpus(root, frames=60_000)
+
+
+def test_synthetic_split_is_a_prepared_split_of_exactly_the_frames_asked() -> None:
+    split = synthetic_split(50_000, 28, seed=3, mean_length=1000)
+    assert split.frames == 50_000 and len(split.names) == 50 == len(split.lengths)
+    assert split.names == sorted(split.names) and len(set(split.names)) == 50
+    assert split.features.dtype == np.float32 and split.pad == PAD
+    assert split.features.shape == (50_000 + PAD * 51, 28)
+    assert split.lengths.min() > 500 and split.lengths.max() < 2500  # around mean_length
+    inside = np.zeros(len(split.features), dtype=bool)
+    for start, length in zip(split.rows, split.lengths, strict=True):
+        inside[start : start + length] = True
+    assert inside.sum() == 50_000 and not split.features[~inside].any()  # zero padding
+    assert np.all(split.features[inside].any(axis=1))
+    assert split.labels.dtype == np.uint8 and len(split.labels) == 50_000
+    assert set(np.unique(split.labels)) == set(range(40))
+    for u in (0, 49):  # per-utterance sums and squares, as a prepared split keeps them
+        rows = split.features[split.rows[u] : split.rows[u] + split.lengths[u]]
+        np.testing.assert_allclose(split.moments[u], moments(rows), rtol=1e-4)
+    # a context-30 view of it needs no copy on the CPU
+    windows = WindowedSplit(split, 30, torch.device("cpu"))
+    assert windows.padded.data_ptr() == split.features.ctypes.data
+
+
+def test_synthetic_split_is_reproducible_and_splits_differ() -> None:
+    split = synthetic_split(30_000, 28, seed=5)
+    again = synthetic_split(30_000, 28, seed=5, threads=1)
+    np.testing.assert_array_equal(split.features, again.features)
+    np.testing.assert_array_equal(split.labels, again.labels)
+    other_seed = synthetic_split(30_000, 28, seed=6)
+    smaller = synthetic_split(20_000, 28, seed=5)  # a dev split beside this train split
+    for different in (other_seed, smaller):
+        first = different.features[PAD : PAD + 100]
+        assert not np.array_equal(first, split.features[PAD : PAD + 100])
+    unlabelled = synthetic_split(30_000, 28, seed=5, labelled=False)
+    assert unlabelled.labels is None
+    np.testing.assert_array_equal(unlabelled.features, split.features)
+    assert synthetic_split(10, 4).features.shape == (10 + 2 * PAD, 4)
+    with pytest.raises(PhonemlpError, match="frames"):
+        synthetic_split(0)
+
+
+def test_synthetic_labels_are_learnable_from_the_features() -> None:
+    """The class moves a few bands' mean: one frame's nearest class mean is right far more
+    often than always guessing the commonest class, and labels come in runs like phones."""
+    split = synthetic_split(50_000, 28, seed=1)
+    frames = np.concatenate(
+        [split.features[s : s + n] for s, n in zip(split.rows, split.lengths, strict=True)]
+    )
+    means = class_means(28)
+    nearest = ((frames[:, None, :] - means[None]) ** 2).sum(-1).argmin(1)
+    commonest = np.bincount(split.labels).max() / split.frames
+    assert (nearest == split.labels).mean() > 3 * commonest
+    runs = 1 + np.count_nonzero(np.diff(split.labels))
+    assert 5 < split.frames / runs < 12
+    assert abs(float(frames.mean())) < 0.1 and 0.9 < float(frames.std()) < 1.3
+
+
+def test_synthetic_split_written_as_files_reads_back(tmp_path: Path) -> None:
+    split = synthetic_split(5_000, 28, seed=2, mean_length=1000)
+    write_split_files(split, tmp_path / "train-clean-100")
+    back = read_split(tmp_path, "train-clean-100", progress=False)
+    assert back.names == split.names
+    np.testing.assert_array_equal(back.labels, split.labels)
+    np.testing.assert_array_equal(back.features[:10], split.features[PAD : PAD + 10])
