@@ -1,11 +1,14 @@
-"""Checking a Kaggle submission CSV before it is uploaded (DESIGN.md §2).
+"""The Kaggle submission CSV: its header, and checking it before it is uploaded (DESIGN.md §2).
 
-`Id,Label`, one row per test frame in order (Ids 0..N-1), labels all phoneme symbols
-(S25/F24 editions) or all class indices 0..39 (older editions).
+Header `id,label` in any case (the official starter notebook writes `id,label`, the S25
+write-up says `Id` and `Label`), one row per test frame in order (ids 0..N-1), labels all
+phoneme symbols (S25/F24 editions) or all class indices 0..39 (older editions).
 """
 
 from __future__ import annotations
 
+import csv
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +18,37 @@ from phonemlp.data.corpus import frame_counts, split_files
 from phonemlp.errors import PhonemlpError
 from phonemlp.phonemes import CLASSES, NUM_CLASSES
 
-HEADER = "Id,Label"
+COLUMNS = ("id", "label")  # the starter notebook's header, written when no sample says otherwise
+SAMPLE = "sample_submission.csv"  # the competition's own example, at the data root when downloaded
+
+log = logging.getLogger("phonemlp")
+
+
+def is_header(names: list[str]) -> bool:
+    """Whether `names` are the two submission columns, id and label, in any case."""
+    return [name.lower() for name in names] == list(COLUMNS)
+
+
+def submission_header(root: Path | None) -> tuple[str, str]:
+    """The column names to write: those of ROOT/sample_submission.csv when it has one (the
+    competition's own spelling), else the starter notebook's `id,label`."""
+    sample = None if root is None else Path(root) / SAMPLE
+    if sample is None or not sample.is_file():
+        return COLUMNS
+    try:
+        with open(sample, encoding="utf-8-sig", newline="") as file:
+            names = next(csv.reader(file), [])
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        log.warning(f"{sample}: unreadable ({error}); writing the header {','.join(COLUMNS)}")
+        return COLUMNS
+    names = [name.strip() for name in names]
+    if not is_header(names):
+        log.warning(
+            f"{sample}: its header '{','.join(names)[:60]}' is not id,label; "
+            f"writing the header {','.join(COLUMNS)}"
+        )
+        return COLUMNS
+    return names[0], names[1]
 
 
 def count_frames(root: Path, split: str) -> int:
@@ -33,10 +66,13 @@ def _read(path: Path) -> pd.DataFrame:
         raise PhonemlpError(f"file={path}: not found; give the submission CSV to check")
     with open(path, encoding="utf-8", errors="replace", newline="") as file:
         header = file.readline().rstrip("\r\n")
-    if header != HEADER:
-        raise PhonemlpError(f"{path}: the header must be exactly '{HEADER}', found '{header[:60]}'")
+    if not is_header(header.split(",")):
+        raise PhonemlpError(
+            f"{path}: the header must be id,label (Id,Label or any other case), "
+            f"found '{header[:60]}'"
+        )
     try:
-        return pd.read_csv(
+        table = pd.read_csv(
             path,
             dtype=str,
             keep_default_na=False,
@@ -45,7 +81,9 @@ def _read(path: Path) -> pd.DataFrame:
         )
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as error:
         detail = " ".join(str(error).split())
-        raise PhonemlpError(f"{path}: not a valid Id,Label CSV ({detail})") from None
+        raise PhonemlpError(f"{path}: not a valid id,label CSV ({detail})") from None
+    table.columns = list(COLUMNS)
+    return table
 
 
 def _first_false(ok: np.ndarray) -> int | None:
@@ -64,7 +102,7 @@ def validate_submission(path: Path, frames: int, split_name: str = "the test spl
         )
     if frames == 0:
         return "symbol"
-    ids, labels = table["Id"], table["Label"]
+    ids, labels = table["id"], table["label"]
     bad = _first_false(ids.to_numpy() == np.arange(frames).astype(str))
     if bad is not None:
         raise PhonemlpError(

@@ -6,6 +6,7 @@ array per file, so later stages work on it with index arithmetic alone.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,7 @@ _SORTED_TO_INDEX = np.array([CLASSES.index(s) for s in _SORTED_CLASSES], dtype=n
 
 @dataclass
 class Split:
-    """All utterances of one split, in sorted file-name order, as one feature array.
+    """All utterances of one split, in file-name order (`utterance_order`), as one array.
 
     Utterance u's frames are rows `starts[u]` .. `starts[u] + lengths[u]` of `features`, and
     at least `pad` zero rows lie before and after each utterance. `read_split` gives the
@@ -30,7 +31,7 @@ class Split:
     """
 
     name: str
-    names: list[str]  # utterance names (file stems), sorted
+    names: list[str]  # utterance names (file stems), in `utterance_order`
     features: np.ndarray  # (rows, feature_dim) float32 or float16 (possibly a memory map)
     offsets: np.ndarray  # (utterances + 1,) int64: frames offsets[u]:offsets[u+1] are utterance u
     labels: np.ndarray | None  # (frames,) uint8 class indices, None for an unlabelled split
@@ -60,7 +61,7 @@ class Split:
         return self.offsets[:-1] if self.starts is None else self.starts
 
     def subset(self, names: list[str]) -> Split:
-        """The same split restricted to `names` (a sorted subset), sharing `features`."""
+        """The same split restricted to `names` (in `utterance_order`), sharing `features`."""
         where = {name: u for u, name in enumerate(self.names)}
         chosen = np.array([where[name] for name in names], dtype=np.int64)
         lengths = self.lengths[chosen]
@@ -95,6 +96,16 @@ class SplitFiles:
     names: list[str]
     mfcc: list[Path]
     transcripts: list[Path] | None  # None for an unlabelled read
+
+
+def utterance_order(names: Iterable[str]) -> list[str]:
+    """Utterance names (file stems) in the order of their file names, `.npy` included.
+
+    This is the official starter notebook's order (`sorted(os.listdir(folder))`), which
+    Kaggle's test rows follow. It differs from sorting the bare names when one name is a
+    prefix of another: `x-b.npy` comes before `x.npy` ('-' < '.') although `x` < `x-b`.
+    """
+    return sorted(names, key=lambda name: f"{name}.npy")
 
 
 def _listing(folder: Path) -> dict[str, Path]:
@@ -211,7 +222,7 @@ def split_files(
                 f"{split_dir}: {len(names)} utterance(s) in {which}/ have no counterpart "
                 f"(first: {names[0]}.npy); mfcc/ and transcript/ must hold the same file names"
             )
-    names = sorted(mfcc) if utterances is None else list(utterances)
+    names = utterance_order(mfcc) if utterances is None else list(utterances)
     return SplitFiles(
         root=root,
         split=split,
@@ -283,11 +294,11 @@ def read_split(
 
 
 def list_utterances(root: Path, split: str) -> list[str]:
-    """The sorted utterance names of a split (without reading the files)."""
+    """The utterance names of a split in `utterance_order` (without reading the files)."""
     mfcc = _listing(Path(root) / split / "mfcc")
     if not mfcc:
         raise PhonemlpError(f"{Path(root) / split / 'mfcc'}: no .npy feature files found")
-    return sorted(mfcc)
+    return utterance_order(mfcc)
 
 
 def feature_dim(root: Path, split: str) -> int:
@@ -301,7 +312,7 @@ def read_labels(root: Path, split: str, progress: bool = True) -> tuple[np.ndarr
     transcripts = _listing(Path(root) / split / "transcript")
     if not transcripts:
         raise PhonemlpError(f"{Path(root) / split / 'transcript'}: no .npy transcript files found")
-    names = sorted(transcripts)
+    names = utterance_order(transcripts)
     parts = []
     bar = tqdm(names, desc=f"reading {split} labels", unit="utt", disable=not progress, leave=False)
     for name in bar:
