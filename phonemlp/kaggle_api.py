@@ -1,13 +1,17 @@
 """The Kaggle boundary: credentials, the API object, its errors as one line, download, submit.
 
-The `kaggle` package is imported only inside `create_api` (it authenticates, prints and may
-exit when imported), so every other command works without it; tests replace `create_api`.
-Credential values are never printed, logged or written: messages name where they came from.
+The `kaggle` package is imported only inside `create_api`, when a command is about to talk
+to Kaggle: importing it is slow, and it authenticates (over the network, for an access
+token), prints and may exit when imported. Which credentials count is the package's own
+decision (`KaggleApi.authenticate`); this module only turns its failure into one line that
+names every source it accepts. Tests replace `create_api`. Credential values are never
+printed, logged or written: messages name where they came from.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -28,77 +32,50 @@ DEFAULT_COMPETITION = "11785-spring-25-hw-1-p-2"
 DAILY_SUBMISSIONS = 10
 MARKER = ".phonemlp-download.json"  # written last: its presence means the download is complete
 STAGING = ".phonemlp-download"  # the archive and its extraction while a download is under way
+# Every source the kaggle package (2.1.1 and later) accepts, in the order it tries them.
 CREDENTIALS_HELP = (
-    "put kaggle.json (kaggle.com > Settings > API > Create New Token) in ~/.kaggle/kaggle.json "
-    "(chmod 600; or in $KAGGLE_CONFIG_DIR), or set KAGGLE_USERNAME and KAGGLE_KEY"
+    "generate an API token (kaggle.com > Settings > API > Generate New Token) and set "
+    "KAGGLE_API_TOKEN to it (or to a file holding it) or save it in ~/.kaggle/access_token; "
+    "or use a legacy key: ~/.kaggle/kaggle.json (in $KAGGLE_CONFIG_DIR instead when that is "
+    "set, in ~/.config/kaggle/ when there is no ~/.kaggle; chmod 600) or the KAGGLE_USERNAME "
+    "and KAGGLE_KEY variables; or run `kaggle auth login` (OAuth; it saves "
+    "~/.kaggle/credentials.json)"
 )
+_TOKEN_SOURCES = {"access_token": "~/.kaggle/access_token", "KAGGLE_API_V1_TOKEN": "the notebook"}
 
 
 # --- credentials -------------------------------------------------------------------------
 
 
-def _config_dirs() -> list[Path]:
-    """Where the kaggle package looks for kaggle.json, in its order."""
-    if os.environ.get("KAGGLE_CONFIG_DIR"):
-        return [Path(os.environ["KAGGLE_CONFIG_DIR"]).expanduser()]
-    xdg = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return [Path.home() / ".kaggle", Path(xdg) / "kaggle"]
-
-
-def _token_files() -> list[Path]:
+def _secret_files() -> list[Path]:
+    """Files that may hold a credential value (to scrub them from messages)."""
     kaggle_dir = Path.home() / ".kaggle"
-    return [kaggle_dir / "access_token", kaggle_dir / "access_token.txt"]
-
-
-def _read_kaggle_json(path: Path) -> dict[str, Any]:
-    try:
-        values = json.loads(path.read_text())
-    except (OSError, ValueError):
-        values = None
-    if not isinstance(values, dict) or not values.get("username") or not values.get("key"):
-        raise PhonemlpError(
-            f'{path}: not a valid kaggle.json (it needs "username" and "key"); '
-            "download a new one from kaggle.com > Settings > API > Create New Token"
-        )
-    return values
-
-
-def credential_source() -> str | None:
-    """Where Kaggle credentials are (an env variable's name or a file), None if nowhere."""
-    if os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY"):
-        return "KAGGLE_USERNAME/KAGGLE_KEY"
-    if os.environ.get("KAGGLE_API_TOKEN"):
-        return "KAGGLE_API_TOKEN"
-    for folder in _config_dirs():
-        if (folder / "kaggle.json").is_file():
-            _read_kaggle_json(folder / "kaggle.json")
-            return str(folder / "kaggle.json")
-    for path in _token_files():
-        if path.is_file() and path.read_text().strip():
-            return str(path)
-    return None
-
-
-def require_credentials() -> str:
-    """The credentials' source, or a PhonemlpError saying where credentials go."""
-    source = credential_source()
-    if source is None:
-        half = [name for name in ("KAGGLE_USERNAME", "KAGGLE_KEY") if os.environ.get(name)]
-        hint = f" ({half[0]} is set but not its partner)" if half else ""
-        raise PhonemlpError(f"no Kaggle credentials found{hint}: {CREDENTIALS_HELP}")
-    return source
+    xdg = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    paths = [kaggle_dir / "kaggle.json", xdg / "kaggle" / "kaggle.json"]
+    for name in ("access_token", "access_token.txt", "credentials.json"):
+        paths.append(kaggle_dir / name)
+    if os.environ.get("KAGGLE_CONFIG_DIR"):
+        paths.append(Path(os.environ["KAGGLE_CONFIG_DIR"]).expanduser() / "kaggle.json")
+    for name in ("KAGGLE_API_TOKEN", "KAGGLE_API_V1_TOKEN"):  # a token or a file holding one
+        with contextlib.suppress(OSError, ValueError):
+            if os.environ.get(name) and Path(os.environ[name]).is_file():
+                paths.append(Path(os.environ[name]))
+    return paths
 
 
 def _secrets() -> list[str]:
     """The credential values on this machine, to keep them out of any message."""
     values = [os.environ.get(name, "") for name in ("KAGGLE_KEY", "KAGGLE_API_TOKEN")]
-    for folder in _config_dirs():
-        with contextlib.suppress(OSError, ValueError, AttributeError):
-            values.append(str(json.loads((folder / "kaggle.json").read_text()).get("key", "")))
-    for path in _token_files():
-        with contextlib.suppress(OSError):
-            values.append(path.read_text().strip())
-    return [value for value in values if len(value) >= 4]
+    for path in _secret_files():
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            text = path.read_text().strip()
+            values.append(text)
+            with contextlib.suppress(ValueError):
+                stored = json.loads(text)
+                if isinstance(stored, dict):
+                    for name in ("key", "access_token", "refresh_token"):
+                        values.append(str(stored.get(name) or ""))
+    return sorted({value for value in values if len(value) >= 4}, key=len, reverse=True)
 
 
 def scrub(text: str) -> str:
@@ -108,13 +85,47 @@ def scrub(text: str) -> str:
     return " ".join(text.split())
 
 
-# --- the API object and its errors ---------------------------------------------------------
+def _unusable(api: Any, chatter: str) -> str:
+    """Why the kaggle package found no usable credentials, from what it looked at."""
+    found = []
+    if "Invalid credentials" in chatter:  # it also deleted the file
+        found.append("Kaggle refused the OAuth login of ~/.kaggle/credentials.json")
+    with contextlib.suppress(Exception):
+        from kagglesdk import get_access_token_from_env
+
+        token, source = get_access_token_from_env()
+        if token:
+            where = _TOKEN_SOURCES.get(source, source)
+            found.append(f"Kaggle refused the access token in {where} (invalid or expired)")
+    config = Path(str(getattr(api, "config", "") or "")).expanduser()
+    if config.is_file():
+        found.append(f'{config} is not JSON with "username" and "key"')
+    half = [name for name in ("KAGGLE_USERNAME", "KAGGLE_KEY") if os.environ.get(name)]
+    if len(half) == 1:
+        found.append(f"{half[0]} is set but not its partner")
+    if found:
+        return f"no usable Kaggle credentials ({'; '.join(found)}): {CREDENTIALS_HELP}"
+    return f"no Kaggle credentials found: {CREDENTIALS_HELP}"
+
+
+def _fingerprint() -> str:
+    """What the credentials depend on in the environment (a digest: no value is kept)."""
+    names = ("HOME", "XDG_CONFIG_HOME")
+    items = sorted((k, v) for k, v in os.environ.items() if k.startswith("KAGGLE_") or k in names)
+    return hashlib.sha256(repr(items).encode()).hexdigest()
+
+
+_authenticated: dict[str, Any] = {}  # one API per credential environment, within a process
 
 
 def create_api() -> Any:
-    """An authenticated `KaggleApi` (the one place the kaggle package is imported)."""
-    source = require_credentials()
+    """A `KaggleApi` authenticated by the kaggle package's own rules (the one place the
+    package is imported); a PhonemlpError naming every accepted source if it finds none."""
+    fingerprint = _fingerprint()
+    if fingerprint in _authenticated:
+        return _authenticated[fingerprint]
     chatter = io.StringIO()  # the package prints help and warnings when imported/authenticating
+    api = None
     try:
         with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
             from kaggle.api.kaggle_api_extended import KaggleApi
@@ -122,9 +133,7 @@ def create_api() -> Any:
             api = KaggleApi()
             api.authenticate()
     except SystemExit:
-        raise PhonemlpError(
-            f"Kaggle did not accept the credentials from {source}: {CREDENTIALS_HELP}"
-        ) from None
+        raise PhonemlpError(_unusable(api, chatter.getvalue())) from None
     except ImportError as error:
         raise PhonemlpError(
             f"the kaggle package cannot be imported ({scrub(str(error))}); "
@@ -132,7 +141,17 @@ def create_api() -> Any:
         ) from None
     except Exception as error:
         raise PhonemlpError(describe_api_error(error, "kaggle login", "")) from None
+    _authenticated.clear()
+    _authenticated[fingerprint] = api
     return api
+
+
+def require_credentials() -> Any:
+    """Authenticate now, before any long work (`create_api`'s API, or its one-line error)."""
+    return create_api()
+
+
+# --- the API object and its errors ---------------------------------------------------------
 
 
 def describe_api_error(error: BaseException, action: str, competition: str) -> str:

@@ -23,10 +23,11 @@ PROGRAM = "phonemlp-submit"
 
 HELP = f"""usage: {PROGRAM} file=submission.csv [message=TEXT] [data.root=ROOT] [key=value ...]
 
-Checks the CSV before anything is uploaded: the header is exactly Id,Label, there is one row
-per frame of ROOT's test split, the Ids run 0..N-1 in order, and the labels are all phoneme
-symbols (AH; S25/F24 editions) or all class indices 0..39. Then submits it through the
-kaggle package's API (at most {DAILY_SUBMISSIONS} submissions a day).
+Checks the CSV before anything is uploaded: the header is id,label in any case (the starter
+notebook's id,label or Id,Label), there is one row per frame of ROOT's test split, the ids run
+0..N-1 in order, and the labels are all phoneme symbols (AH; S25/F24 editions) or all class
+indices 0..39. Then submits it through the kaggle package's API (at most {DAILY_SUBMISSIONS}
+submissions a day).
 
   file              the CSV to submit (required)
   message           the submission's description on Kaggle (default: the file name)
@@ -36,8 +37,11 @@ kaggle package's API (at most {DAILY_SUBMISSIONS} submissions a day).
   data.test_split   the test split folder (default test-clean)
   dry_run           true: check the CSV only, upload nothing
 
-Credentials: ~/.kaggle/kaggle.json (or $KAGGLE_CONFIG_DIR/kaggle.json), or the
-KAGGLE_USERNAME and KAGGLE_KEY variables. `phonemlp-predict ... submit=true` writes and
+Credentials: whatever the kaggle package accepts, in its order: an API token in
+KAGGLE_API_TOKEN (the token or a file holding it) or in ~/.kaggle/access_token; a legacy
+~/.kaggle/kaggle.json (or $KAGGLE_CONFIG_DIR/kaggle.json) or KAGGLE_USERNAME and KAGGLE_KEY;
+the OAuth login `kaggle auth login` saves (~/.kaggle/credentials.json). They are checked
+before the CSV, except with dry_run=true. `phonemlp-predict ... submit=true` writes and
 submits in one go.
 """
 

@@ -65,8 +65,8 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
-    for name in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN", "KAGGLE_CONFIG_DIR"):
-        monkeypatch.delenv(name, raising=False)
+    for name in [name for name in os.environ if name.startswith("KAGGLE_")]:
+        monkeypatch.delenv(name)
     return home
 
 
@@ -176,30 +176,23 @@ def test_missing_credentials_is_one_line_saying_where_they_go(home: Path, tmp_pa
     assert "Traceback" not in proc.stderr and proc.stdout == ""
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
-    assert "~/.kaggle/kaggle.json" in lines[0]
+    for source in ("KAGGLE_API_TOKEN", "~/.kaggle/access_token", "~/.kaggle/kaggle.json"):
+        assert source in lines[0]
     assert "KAGGLE_USERNAME" in lines[0] and "KAGGLE_KEY" in lines[0]
+    assert "kaggle auth login" in lines[0] and "KAGGLE_CONFIG_DIR" in lines[0]
     assert not root.exists()  # nothing was created before the credentials were checked
 
 
-def test_credential_sources(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert kaggle_api.credential_source() is None
-    monkeypatch.setenv("KAGGLE_USERNAME", "student")
-    with pytest.raises(PhonemlpError, match="KAGGLE_USERNAME is set but not its partner"):
-        kaggle_api.require_credentials()
-    monkeypatch.setenv("KAGGLE_KEY", SECRET)
-    assert kaggle_api.require_credentials() == "KAGGLE_USERNAME/KAGGLE_KEY"
-    monkeypatch.delenv("KAGGLE_USERNAME")
-    monkeypatch.delenv("KAGGLE_KEY")
-    elsewhere = home / "elsewhere"
-    elsewhere.mkdir()
-    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(elsewhere))
-    (elsewhere / "kaggle.json").write_text('{"username": "student"}')
-    with pytest.raises(PhonemlpError, match="not a valid kaggle.json") as error:
-        kaggle_api.require_credentials()
-    assert str(elsewhere / "kaggle.json") in str(error.value)
-    (elsewhere / "kaggle.json").write_text(json.dumps({"username": "u", "key": SECRET}))
-    assert kaggle_api.require_credentials() == str(elsewhere / "kaggle.json")
-    assert kaggle_api.scrub(f"denied for key {SECRET}\nretry") == "denied for key *** retry"
+def test_credential_values_are_scrubbed_from_messages(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = "planted0api0token0ffee0123"
+    (home / ".kaggle").mkdir()
+    (home / ".kaggle" / "access_token").write_text(token + "\n")
+    (home / ".kaggle" / "credentials.json").write_text(json.dumps({"refresh_token": SECRET}))
+    monkeypatch.setenv("KAGGLE_KEY", "planted0legacy0key0")
+    text = f"denied {token} and {SECRET}\nfor planted0legacy0key0 retry"
+    assert kaggle_api.scrub(text) == "denied *** and *** for *** retry"
 
 
 def test_the_real_api_has_the_methods_the_fake_stands_in_for(
@@ -348,10 +341,12 @@ def _set(row: int, text: str) -> Callable[[list[str]], list[str]]:
     return change
 
 
+HEADER = "the header must be id,label"
 BAD_CSVS = {
-    "lowercase-header": (_lines(lambda ls: ["id,label", *ls[1:]]), "header must be exactly"),
-    "extra-column": (_lines(lambda ls: ["Id,Label,Extra", *ls[1:]]), "header must be exactly"),
-    "empty": (lambda p: p.write_text(""), "header must be exactly"),
+    "other-header": (_lines(lambda ls: ["Id,Prediction", *ls[1:]]), HEADER),
+    "spaced-header": (_lines(lambda ls: ["Id, Label", *ls[1:]]), HEADER),
+    "extra-column": (_lines(lambda ls: ["Id,Label,Extra", *ls[1:]]), HEADER),
+    "empty": (lambda p: p.write_text(""), HEADER),
     "one-row-short": (_lines(lambda ls: ls[:-1]), "rows but"),
     "one-row-long": (_lines(lambda ls: [*ls, f"{len(ls) - 1},AH"]), "rows but"),
     "ids-swapped": (_lines(lambda ls: [ls[0], ls[2], ls[1], *ls[3:]]), "row 1 (line 2) has Id '1'"),
@@ -361,7 +356,7 @@ BAD_CSVS = {
     "sos-is-no-class": (_lines(_set(6, "6,[SOS]")), "row 7 (line 8) has Label '[SOS]'"),
     "empty-label": (_lines(_set(6, "6,")), "row 7 (line 8) has Label ''"),
     "index-among-symbols": (_lines(_set(9, "9,3")), "row 10 (line 11) has Label '3'"),
-    "ragged-row": (_lines(_set(3, "3,AH,AH")), "not a valid Id,Label CSV"),
+    "ragged-row": (_lines(_set(3, "3,AH,AH")), "not a valid id,label CSV"),
 }
 
 
@@ -413,6 +408,18 @@ def test_a_valid_csv_is_submitted(
     assert fake.submissions == [(str(path), "pyramid c30", "x-y")]
     out = capsys.readouterr().out
     assert "valid" in out and "submitted" in out and SECRET not in out
+
+
+@pytest.mark.parametrize("header", ["id,label", "Id,Label"], ids=["starter", "write-up"])
+def test_either_header_is_submitted(
+    header: str, credentials: Path, fake: FakeApi, small: Path, tmp_path: Path
+) -> None:
+    path = valid_csv(small, tmp_path / "submission.csv")
+    lines = path.read_text().splitlines()
+    assert lines[0] == "id,label"  # what phonemlp writes without a sample_submission.csv
+    path.write_text("\n".join([header, *lines[1:]]) + "\n")
+    assert run_main(submit.main, f"file={path}", f"data.root={small}") == 0
+    assert fake.submissions == [(str(path), f"phonemlp: {path.name}", DEFAULT_COMPETITION)]
 
 
 def test_dry_run_checks_without_credentials_or_upload(
