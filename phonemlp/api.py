@@ -32,10 +32,12 @@ def compose(config_name: str, overrides: Sequence[str] = ()) -> DictConfig:
     from hydra import initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
 
+    from phonemlp.config import validate
+
     if GlobalHydra.instance().is_initialized():  # inside phonemlp-train's own Hydra app
-        return hydra_compose(config_name, overrides=list(overrides))
+        return validate(hydra_compose(config_name, overrides=list(overrides)))
     with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
-        return hydra_compose(config_name, overrides=list(overrides))
+        return validate(hydra_compose(config_name, overrides=list(overrides)))
 
 
 def train(

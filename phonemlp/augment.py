@@ -14,19 +14,6 @@ from typing import Any
 
 import torch
 
-from phonemlp.errors import PhonemlpError
-
-
-def check_augment(cfg: Any) -> None:
-    for key in ("time_mask_prob", "freq_mask_prob", "warp_prob"):
-        if not 0.0 <= cfg[key] <= 1.0:
-            raise PhonemlpError(f"augment.{key}={cfg[key]} must be in [0, 1]")
-    for key in ("time_mask_max", "freq_mask_max"):
-        if not isinstance(cfg[key], int) or cfg[key] < 0:
-            raise PhonemlpError(f"augment.{key}={cfg[key]} must be an integer >= 0")
-    if not 0.0 <= cfg.warp_max < 0.5:
-        raise PhonemlpError(f"augment.warp_max={cfg.warp_max} must be in [0, 0.5)")
-
 
 def augment_enabled(cfg: Any) -> bool:
     """Whether any augmentation is switched on."""

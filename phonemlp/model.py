@@ -40,14 +40,8 @@ def _round(width: float) -> int:
 
 def shape_widths(shape: str, depth: int, width: int) -> list[int]:
     """Hidden widths of a shape: `depth` layers whose widest is `width`."""
-    if shape not in SHAPES:
-        raise PhonemlpError(f"model.shape={shape!r} is not one of {', '.join(SHAPES)}")
-    if depth < 0:
-        raise PhonemlpError(f"model.depth={depth} must be >= 0")
     if depth == 0:
         return []
-    if width < 1:
-        raise PhonemlpError(f"model.width={width} must be >= 1")
     if depth == 1 or shape == "cylinder":
         return [_round(width)] * depth
     steps = [i / (depth - 1) for i in range(depth)]  # 0 .. 1 from first to last layer
@@ -128,14 +122,6 @@ class MLP(nn.Sequential):
         dropout_every: int = 1,
         init: str = "default",
     ) -> None:
-        _check_choice("model.activation", activation, tuple(ACTIVATIONS))
-        _check_choice("model.norm", norm, NORMS)
-        _check_choice("model.norm_position", norm_position, ("before", "after"))
-        _check_choice("model.init", init, INITS)
-        if norm_every < 1 or dropout_every < 1:
-            raise PhonemlpError("model.norm_every and model.dropout_every must be >= 1")
-        if not 0.0 <= dropout < 1.0:
-            raise PhonemlpError(f"model.dropout={dropout} must be in [0, 1)")
         layers: list[nn.Module] = []
         previous = input_dim
         for i, width in enumerate(widths):
@@ -162,11 +148,6 @@ class MLP(nn.Sequential):
     @property
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
-
-
-def _check_choice(setting: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise PhonemlpError(f"{setting}={value!r} is not one of {', '.join(choices)}")
 
 
 def _initialise(linear: nn.Linear, init: str, activation: str) -> None:
@@ -249,11 +230,7 @@ def resolve_widths(model_cfg: Any, input_dim: int = 0, num_classes: int = 0) -> 
     the shape at its `width`."""
     budget = model_cfg.get("param_budget")
     if model_cfg.widths is not None:
-        if budget is not None:
-            raise PhonemlpError("model.widths and model.param_budget exclude each other")
         widths = [int(w) for w in model_cfg.widths]
-        if any(w < 1 for w in widths):
-            raise PhonemlpError(f"model.widths={widths} must all be >= 1")
         return widths
     if budget is not None:
         return fill_budget(model_cfg, input_dim, num_classes, parse_count(budget))

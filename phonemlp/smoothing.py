@@ -21,7 +21,6 @@ import numpy as np
 import torch
 
 from phonemlp.data.corpus import read_labels
-from phonemlp.errors import PhonemlpError
 from phonemlp.phonemes import NUM_CLASSES
 
 log = logging.getLogger("phonemlp")
@@ -221,17 +220,6 @@ def hmm_decode(
     priors = log_priors(statistics).to(device)
     emissions = probabilities.float().clamp_min(1e-12).log() - prior_weight * priors
     return viterbi(emissions, offsets, weight * log_transitions(statistics))
-
-
-def check_settings(smooth: str, width: int, weight: float, prior_weight: float = 1.0) -> None:
-    """Refuse a bad smoothing setting with one line naming it."""
-    if smooth not in MODES:
-        raise PhonemlpError(f"smooth={smooth!r} is not one of {', '.join(MODES)}")
-    if not isinstance(width, int) or isinstance(width, bool) or width < 1 or width % 2 == 0:
-        raise PhonemlpError(f"smooth_width={width!r} must be a positive odd integer (e.g. 5)")
-    for key, value in (("hmm_weight", weight), ("hmm_prior_weight", prior_weight)):
-        if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
-            raise PhonemlpError(f"{key}={value!r} must be a number >= 0")
 
 
 def smoothed_classes(

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from hydra import compose, initialize_config_module
 
 from phonemlp import smoothing
+from phonemlp.api import compose
 from phonemlp.checkpoint import load_checkpoint, save_checkpoint
 from phonemlp.data.corpus import read_labels, read_split
 from phonemlp.errors import PhonemlpError
@@ -20,7 +20,6 @@ from phonemlp.phonemes import CLASSES
 from phonemlp.predict import predict
 from phonemlp.smoothing import (
     LabelStatistics,
-    check_settings,
     count_labels,
     hmm_decode,
     median_filter,
@@ -116,11 +115,11 @@ def test_hmm_corrects_a_single_frame_flip_only_with_transitions() -> None:
 
 
 def test_settings_are_checked() -> None:
-    check_settings("hmm", 5, 1.0)
-    bad_settings = [("viterbi", 5, 1.0), ("median", 4, 1.0), ("median", 0, 1.0), ("hmm", 5, -1)]
-    for bad in [*bad_settings, ("hmm", 5, 1.0, -0.5)]:
-        with pytest.raises(PhonemlpError):
-            check_settings(*bad)
+    compose("predict", ["ckpt=x.pt", "smooth=hmm", "smooth_width=5", "hmm_weight=1.0"])
+    bad_settings = [["smooth=viterbi"], ["smooth_width=4"], ["smooth_width=0"], ["hmm_weight=-1"]]
+    for bad in [*bad_settings, ["hmm_prior_weight=-0.5"]]:
+        with pytest.raises(PhonemlpError, match=bad[0].split("=")[0]):
+            compose("predict", ["ckpt=x.pt", *bad])
 
 
 @pytest.fixture
@@ -140,8 +139,7 @@ def test_checkpoint_holds_the_training_label_statistics(trained: Path, corpus: P
 
 def predict_in_process(caplog: pytest.LogCaptureFixture, *overrides: str) -> str:
     """phonemlp-predict's work in this process (no interpreter start-up); returns its log."""
-    with initialize_config_module(config_module="phonemlp.conf", version_base="1.3"):
-        cfg = compose("predict", overrides=list(overrides))
+    cfg = compose("predict", list(overrides))
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="phonemlp"):
         predict(cfg)

@@ -14,11 +14,10 @@ from phonemlp.data.cache import (
     default_cache_dir,
     prepare_cached,
     prepare_in_memory,
-    storage_dtype,
     stored_normalisation,
 )
 from phonemlp.data.corpus import Split, feature_dim, list_utterances, split_files
-from phonemlp.data.normalize import MODES, check_stats, stats_from_moments
+from phonemlp.data.normalize import check_stats, stats_from_moments
 from phonemlp.errors import PhonemlpError
 from phonemlp.resources import check_memory
 
@@ -38,15 +37,13 @@ def corpus_root(root: str | None, demo_seed: int = 0) -> Path:
     path = Path(str(root)).expanduser()
     if not path.is_dir():
         raise PhonemlpError(
-            f"data.root={root}: folder not found; give the corpus root (DESIGN.md §2)"
+            f"data.root={root}: folder not found; give the corpus root (docs/data.md)"
         )
     return path
 
 
 def training_subset(root: Path, split: str, fraction: float, seed: int) -> list[str] | None:
     """A seeded random subset of the training utterances (sorted), None for all of them."""
-    if not 0.0 < fraction <= 1.0:
-        raise PhonemlpError(f"data.fraction={fraction} must be in (0, 1]")
     if fraction == 1.0:
         return None
     names = list_utterances(root, split)
@@ -85,9 +82,6 @@ def load_split(
     normalisation is left pending in the Split (`pending_stats`) and applied when the
     split is placed on a device, so the prepared features are never copied for it.
     """
-    if mode not in MODES:
-        raise PhonemlpError(f"data.normalize={mode!r} is not one of {', '.join(MODES)}")
-    storage_dtype(dtype)
     stored = stored_normalisation(mode)
     if cache:
         files = split_files(root, split, labelled)
