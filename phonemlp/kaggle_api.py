@@ -41,7 +41,10 @@ CREDENTIALS_HELP = (
     "and KAGGLE_KEY variables; or run `kaggle auth login` (OAuth; it saves "
     "~/.kaggle/credentials.json)"
 )
-_TOKEN_SOURCES = {"access_token": "~/.kaggle/access_token", "KAGGLE_API_V1_TOKEN": "the notebook"}
+_TOKEN_SOURCES = {
+    "access_token": "~/.kaggle/access_token",
+    "KAGGLE_API_V1_TOKEN": "$KAGGLE_API_V1_TOKEN",
+}
 
 
 # --- credentials -------------------------------------------------------------------------
@@ -88,15 +91,18 @@ def scrub(text: str) -> str:
 def _unusable(api: Any, chatter: str) -> str:
     """Why the kaggle package found no usable credentials, from what it looked at."""
     found = []
-    if "Invalid credentials" in chatter:  # it also deleted the file
-        found.append("Kaggle refused the OAuth login of ~/.kaggle/credentials.json")
+    if "Invalid credentials" in chatter:  # the package's words for a refused OAuth login
+        found.append(
+            "Kaggle refused the OAuth login of ~/.kaggle/credentials.json and the kaggle "
+            "package removed that file"
+        )
     with contextlib.suppress(Exception):
         from kagglesdk import get_access_token_from_env
 
         token, source = get_access_token_from_env()
         if token:
             where = _TOKEN_SOURCES.get(source, source)
-            found.append(f"Kaggle refused the access token in {where} (invalid or expired)")
+            found.append(f"Kaggle refused the access token in {where} as invalid or expired")
     config = Path(str(getattr(api, "config", "") or "")).expanduser()
     if config.is_file():
         found.append(f'{config} is not JSON with "username" and "key"')

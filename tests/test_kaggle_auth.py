@@ -29,6 +29,7 @@ import sys
 import requests
 from kagglesdk.security.services.oauth_service import OAuthClient
 from kagglesdk.security.types.oauth_service import IntrospectTokenResponse
+from kagglesdk.users.services.account_service import AccountClient
 
 
 def offline(self, request, **kwargs):
@@ -42,9 +43,16 @@ def introspect(self, request=None):  # what Kaggle answers: active only for the 
     return response
 
 
+def refuse(self, request=None):  # Kaggle's answer to a revoked OAuth login
+    response = requests.Response()
+    response.status_code = 401
+    raise requests.HTTPError("401 Unauthorized", response=response)
+
+
 requests.Session.send = offline
 if sys.argv[1:] != ["offline"]:
     OAuthClient.introspect_token = introspect
+AccountClient.generate_access_token = refuse
 
 from phonemlp.errors import exit_on_user_error
 from phonemlp.kaggle_api import create_api, require_credentials
@@ -82,9 +90,10 @@ def kaggle_json(folder: Path) -> None:
     write(folder / "kaggle.json", json.dumps({"username": "student", "key": KEY}))
 
 
-def oauth_login(home: Path) -> None:
-    """~/.kaggle/credentials.json as `kaggle auth login` leaves it (token still fresh)."""
-    expires = datetime.now(timezone.utc) + timedelta(hours=6)
+def oauth_login(home: Path, hours: float = 6) -> None:
+    """~/.kaggle/credentials.json as `kaggle auth login` leaves it, its access token valid
+    for `hours` more (when that is past, the package asks Kaggle for a new one)."""
+    expires = datetime.now(timezone.utc) + timedelta(hours=hours)
     saved = {
         "refresh_token": SECRETS[3],
         "access_token": TOKEN,
@@ -198,6 +207,10 @@ FAILURES: dict[str, tuple[Setup, str]] = {
     "broken-kaggle.json": (
         lambda h, env: write(h / ".kaggle" / "kaggle.json", f'{{"key": "{KEY}"'),
         'kaggle.json is not JSON with "username" and "key"',
+    ),
+    "revoked-oauth-login": (
+        lambda h, env: oauth_login(h, hours=-24),
+        "Kaggle refused the OAuth login of ~/.kaggle/credentials.json",
     ),
     "half-of-the-legacy-pair": (
         lambda h, env: env.update(KAGGLE_KEY=KEY),
