@@ -123,19 +123,20 @@ def record_config(run_dir: Path, cfg: DictConfig, overrides: list[str]) -> None:
 
 @contextlib.contextmanager
 def run_logging(run_dir: Path | None) -> Iterator[None]:
-    """phonemlp's log lines on the console (message only, unless the application configured
-    logging itself) and in run_dir/train.log (timestamped), for the duration of one call."""
-    log.setLevel(logging.INFO)
-    handlers: list[logging.Handler] = []
-    if not logging.getLogger().handlers and not log.handlers:
-        console = logging.StreamHandler(sys.stdout)
-        console.setFormatter(logging.Formatter("%(message)s"))
-        handlers.append(console)
+    """phonemlp's log lines on stdout (the message alone) and in run_dir/train.log
+    (timestamped), for the duration of one call; not passed on to the root logger, so that a
+    notebook's or Hydra's own logging setup does not print them twice."""
+    console = logging.StreamHandler(sys.stdout)
+    console.setFormatter(logging.Formatter("%(message)s"))
+    handlers: list[logging.Handler] = [console]
     if run_dir is not None:
         run_dir.mkdir(parents=True, exist_ok=True)
         file = logging.FileHandler(run_dir / "train.log")
         file.setFormatter(logging.Formatter("[%(asctime)s][%(levelname)s] %(message)s"))
         handlers.append(file)
+    before = log.level, log.propagate
+    log.setLevel(logging.INFO)
+    log.propagate = False
     for handler in handlers:
         log.addHandler(handler)
     try:
@@ -144,6 +145,7 @@ def run_logging(run_dir: Path | None) -> Iterator[None]:
         for handler in handlers:
             log.removeHandler(handler)
             handler.close()
+        log.level, log.propagate = before
 
 
 @contextlib.contextmanager

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -17,19 +20,26 @@ TINY = ["model.depth=1", "model.width=64", "context=3", "epochs=1", "batch_size=
 
 
 def run_cli(
-    program: str, *args: str, cwd: Path, check: bool = True
+    program: str, *args: str, cwd: Path, check: bool = True, installed: bool = False
 ) -> subprocess.CompletedProcess[str]:
-    """Run an installed console script; with `check`, fail with its output if it fails."""
-    proc = subprocess.run(
-        [str(BIN / program), *args], cwd=cwd, capture_output=True, text=True, timeout=600
-    )
+    """Run a command; with `check`, fail with its output if it fails.
+
+    phonemlp-train (one run) and phonemlp-predict run in this process through the Python API
+    (no interpreter start-up), with the command's output and exit status; `installed=True`,
+    sweeps (-m) and the other commands run the installed console script."""
+    if installed or program not in IN_PROCESS or "-m" in args:
+        proc = subprocess.run(
+            [str(BIN / program), *args], cwd=cwd, capture_output=True, text=True, timeout=600
+        )
+    else:
+        proc = IN_PROCESS[program](list(args), cwd)
     if check and proc.returncode != 0:
         raise AssertionError(f"{program} {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc
 
 
 def train_run(run_dir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """phonemlp-train into `run_dir` (wandb off unless overridden)."""
+    """phonemlp-train into `run_dir` (wandb off unless overridden), in this process."""
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     return run_cli(
         "phonemlp-train",
@@ -39,6 +49,56 @@ def train_run(run_dir: Path, *args: str, check: bool = True) -> subprocess.Compl
         cwd=run_dir.parent,
         check=check,
     )
+
+
+def _in_process(
+    program: str, work: Callable[[], object], cwd: Path
+) -> subprocess.CompletedProcess[str]:
+    """`work()` as the console script would run it: its output, and exit status 0, 2 (a
+    problem the user can fix, as one line on stderr) or a signal's 128 + n."""
+    from phonemlp.errors import user_error_message
+
+    out, err = io.StringIO(), io.StringIO()
+    status = 0
+    before = Path.cwd()
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                work()
+            except SystemExit as stop:
+                status = stop.code if isinstance(stop.code, int) else 1
+            except Exception as error:
+                message = user_error_message(error)
+                if message is None:
+                    raise
+                print(f"{program}: error: {message}", file=sys.stderr)
+                status = 2
+    finally:
+        os.chdir(before)
+    return subprocess.CompletedProcess([program], status, out.getvalue(), err.getvalue())
+
+
+def _train(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    from phonemlp.api import train
+
+    run_dir = next((a.split("=", 1)[1] for a in args if a.startswith("hydra.run.dir=")), None)
+    overrides = [a for a in args if not a.startswith("hydra.")]
+    return _in_process("phonemlp-train", lambda: train(overrides, run_dir), cwd)
+
+
+def _predict(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    from phonemlp.api import compose, run_logging
+    from phonemlp.predict import predict
+
+    def work() -> object:
+        with run_logging(None):
+            return predict(compose("predict", args))
+
+    return _in_process("phonemlp-predict", work, cwd)
+
+
+IN_PROCESS = {"phonemlp-train": _train, "phonemlp-predict": _predict}
 
 
 def summary(run_dir: Path) -> dict:

@@ -181,10 +181,10 @@ def load_training_data(cfg: Any, root: Path, dim: int, device: Any, precision: s
         raise PhonemlpError(f"{root}: the train or dev split has no frames")
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
     placement = cfg.data.get("placement", "auto")
+    log.info(f"data: {root}  (normalize={cfg.data.normalize}, fraction={cfg.data.fraction})")
     log.info(
-        f"data: {root}  train: {len(train.names):,} utterances, {train.frames:,} frames; "
-        f"dev: {len(dev.names):,} utterances, {dev.frames:,} frames; feature dim {dim} "
-        f"(normalize={cfg.data.normalize}, fraction={cfg.data.fraction})"
+        f"train: {len(train.names):,} utterances, {train.frames:,} frames; "
+        f"dev: {len(dev.names):,} utterances, {dev.frames:,} frames; feature dim {dim}"
     )
     return TrainingData(
         root=root,
