@@ -1,11 +1,11 @@
-"""The ablation behind `experiment=best`: phonemlp variants against the starter loop at equal time.
+"""The ablation behind `experiment=cpu_budget`: variants against the starter loop at equal time.
 
     python scripts/budget_ablation.py ../shared/corpora/festival-small --out ablation-festival
     python scripts/budget_ablation.py ROOT --budget 43 --variants best best_ctx20 --seeds 1 2
 
 First the starter-style loop (3x1024, context 20, 2 epochs, fp32, a per-frame DataLoader) is
 trained on ROOT; its training seconds become the time budget (unless --budget gives one). Then
-every variant runs `phonemlp-train experiment=best time_budget_s=BUDGET <overrides>` and
+every variant runs `phonemlp-train experiment=cpu_budget time_budget_s=BUDGET <overrides>` and
 `phonemlp-predict` on the test split. Every submission is scored against ROOT/test_labels.csv,
 overall and per speaker (utterance name before the first '-'); the speakers of the test split
 that have no utterance in the train split are "unseen". Writes ablation.csv and ablation.md in
@@ -38,7 +38,7 @@ ALL_AUGMENTATIONS = [  # time and frequency masks and mel warp, as the first pre
     "augment.time_mask_max=5",
 ]
 
-# name -> overrides on top of `experiment=best`; "best" itself is the preset.
+# name -> overrides on top of `experiment=cpu_budget`; "best" is the preset itself.
 VARIANTS: dict[str, list[str]] = {
     "best": [],
     "ctx20": ["context=20"],
@@ -176,7 +176,7 @@ def variant(root: Path, out: Path, name: str, seed: int, budget: float) -> tuple
     csv = folder / "submission.csv"
     if not csv.is_file():
         overrides = [
-            "experiment=best",
+            "experiment=cpu_budget",
             f"data.root={root}",
             f"time_budget_s={budget:.1f}",
             f"seed={seed}",
