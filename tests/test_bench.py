@@ -11,7 +11,14 @@ import pytest
 import torch
 from runner import run_cli
 
-from phonemlp.bench import bench, bench_config, run_measured, write_large_corpus
+from phonemlp.bench import (
+    bench,
+    bench_config,
+    count_recompiles,
+    one_line_error,
+    run_measured,
+    write_large_corpus,
+)
 from phonemlp.data.cache import PAD
 from phonemlp.data.corpus import read_split
 from phonemlp.data.normalize import moments
@@ -174,3 +181,113 @@ def test_synthetic_split_written_as_files_reads_back(tmp_path: Path) -> None:
     assert back.names == split.names
     np.testing.assert_array_equal(back.labels, split.labels)
     np.testing.assert_array_equal(back.features[:10], split.features[PAD : PAD + 10])
+
+
+# --- sections=[gpu] ------------------------------------------------------------------------
+
+TOY_GPU = [  # the GPU self-check's code paths on a CPU, at toy size
+    "sections=[gpu]",
+    "gpu.device=cpu",
+    "gpu.frames=20000",
+    "gpu.widths=[32]",
+    "gpu.context=3",
+    "gpu.batch_sizes=[256]",
+    "gpu.batches=4",
+    "gpu.placements=[device,host]",
+    "gpu.precisions=[bf16,fp16]",
+    "gpu.small_frames=20000",
+    "gpu.resume_batches=60",
+    "gpu.resume_every=20",
+    "gpu.test_frames=5000",
+]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU: the check runs")
+def test_gpu_section_without_a_gpu_says_so_in_one_line(tmp_path: Path) -> None:
+    proc = run_cli("phonemlp-bench", "sections=[gpu]", cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stderr == ""
+    assert proc.stdout.count("\n") == 1 and "no CUDA GPU" in proc.stdout
+    assert list(tmp_path.iterdir()) == []  # nothing measured, nothing written
+
+
+def test_gpu_section_runs_every_check_on_a_cpu_at_toy_size(tmp_path: Path) -> None:
+    out = tmp_path / "gpu.json"
+    results = bench(bench_config([*TOY_GPU, "gpu.compile=false", f"out={out}"]))
+    assert json.loads(out.read_text())["gpu"] == json.loads(json.dumps(results["gpu"]))
+    gpu = results["gpu"]
+    status = {c["check"]: c["status"] for c in gpu["checks"]}
+    assert status == {
+        "synthetic train split, 20,000 frames": "pass",
+        "train bf16-device-b256": "pass",
+        "train bf16-host-b256": "pass",
+        "train fp16-device-b256": "skip",  # needs CUDA
+        "resume after SIGKILL": "pass",
+        "predict test split, 5,000 frames": "pass",
+        "out of memory: phonemlp-train": "skip",
+        "out of memory: phonemlp-predict": "skip",
+        "target: real-size epoch <= 15 s": "skip",
+    }
+    assert gpu["failed"] == 0 and gpu["passed"] == 5 and gpu["skipped"] == 4
+    for name in ("bf16-device-b256", "bf16-host-b256"):
+        run = gpu["runs"][name]
+        assert run["params"] == (7 * 28 + 1) * 32 + 2 * 32 + (32 + 1) * 40  # ctx 3, batch norm
+        assert run["frames_per_s"] > 0 and run["mfu"] > 0
+        assert run["epoch_s"] == pytest.approx(20_000 / run["frames_per_s"])
+        assert run["train_loss"][1] < run["train_loss"][0]
+    assert gpu["peak_flops"]["bf16"] > 0 and "fp16" not in gpu["peak_flops"]
+    predicted = next(c for c in gpu["checks"] if c["check"].startswith("predict"))
+    assert predicted["accuracy"] > 0.1  # the resumed run learned (chance is about 0.07)
+
+
+@pytest.mark.slow
+def test_gpu_section_compiled_run_counts_no_recompile_after_epoch_one(tmp_path: Path) -> None:
+    out = tmp_path / "gpu.json"
+    args = [*TOY_GPU, "gpu.placements=[device]", "gpu.precisions=[bf16]", f"out={out}"]
+    proc = run_cli("phonemlp-bench", *args, cwd=tmp_path)
+    checks = {c["check"]: c for c in json.loads(out.read_text())["gpu"]["checks"]}
+    assert checks["recompiles bf16-device-b256-compile"]["status"] == "pass"
+    assert "0 after epoch 1 of 3" in proc.stdout
+
+
+def test_gpu_check_one_line_error_rule(tmp_path: Path) -> None:
+    """A real one-line user error passes the rule; a traceback, a success, or more output after
+    the error line do not."""
+    proc = run_cli(
+        "phonemlp-train", "wandb.mode=disabled", "data.synthetic_frames=1000", "batch_size=0",
+        f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path, check=False,
+    )  # fmt: skip
+    line = one_line_error(proc.stderr, proc.returncode, "phonemlp-train")
+    assert line is not None and "batch_size" in line
+    traceback = (
+        "Traceback (most recent call last):\n  ...\ntorch.OutOfMemoryError: CUDA out of memory"
+    )
+    assert one_line_error(traceback, 1, "phonemlp-train") is None
+    assert one_line_error(proc.stderr, 0, "phonemlp-train") is None
+    assert one_line_error(proc.stderr + "more\n", 2, "phonemlp-train") is None
+    assert one_line_error(proc.stderr, 2, "phonemlp-predict") is None
+
+
+def test_gpu_check_counts_recompiles_after_the_first_epoch() -> None:
+    recompile = "V1201 guards.py:5396] [0/1] [__recompiles] Recompiling function forward in m.py:9"
+    output = "\n".join([
+        "epoch 1/3: 1/5 batch",
+        recompile,  # train -> eval in epoch 1: expected
+        "epoch 1/3  lr 8.36e-04  train loss 3.7149 acc 0.0336  dev loss 3.6681 acc 0.0394",
+        "epoch 2/3  lr 3.52e-04  train loss 3.6682 acc 0.0328  dev loss 3.6379 acc 0.0487",
+    ])  # fmt: skip
+    assert count_recompiles(output) == (1, 0, False)
+    later = output + "\n" + recompile + "\ntorch._dynamo hit config.recompile_limit (8)"
+    assert count_recompiles(later) == (2, 1, True)
+
+
+def test_gpu_options_are_checked() -> None:
+    for bad, key in (
+        ("gpu.device=tpu", "gpu.device"),
+        ("gpu.precisions=[fp8]", "gpu.precisions"),
+        ("gpu.placements=[]", "gpu.placements"),
+        ("gpu.batch_sizes=[0]", "gpu.batch_sizes"),
+        ("gpu.frames=0", "gpu.frames"),
+        ("gpu.resume_every=400", "gpu.resume_every"),
+    ):
+        with pytest.raises(PhonemlpError, match=key):
+            bench_config([bad])
