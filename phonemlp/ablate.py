@@ -2,12 +2,14 @@
 
     phonemlp-ablate multirun/2026-11-25/10-00-00
     phonemlp-ablate multirun/2026-11-25 outputs/2026-11-26
+    phonemlp-ablate searches/s1                   # a phonemlp-search study: trials/<n>/
 
-A run is a folder with `.hydra/` (or status.json or summary.json): single runs and the jobs of
-multirun trees, finished, failed or still running. A row per run: the overrides whose values
-differ between the runs, params, best dev accuracy, best epoch, epochs done, train seconds per
-epoch and the status; best first. Writes ablations.csv, ablations.md and ablations.png (dev
-accuracy per epoch, and the best dev accuracy of each run) at the root of the first PATH.
+A run is a folder with `.hydra/` (or status.json or summary.json): single runs, the jobs of
+multirun trees and the trials of a search, finished, pruned, failed or still running. A row
+per run: the overrides whose values differ between the runs, params, best dev accuracy, best
+epoch, epochs done, train seconds per epoch and the status; best first. Writes ablations.csv,
+ablations.md and ablations.png (dev accuracy per epoch, pruned runs dashed, and the best dev
+accuracy of each run) at the root of the first PATH.
 The same table is written into every sweep folder when a multirun ends.
 """
 
@@ -30,7 +32,15 @@ from hydra.experimental.callback import Callback
 
 from phonemlp.atomic import atomic_path, write_text
 from phonemlp.errors import PhonemlpError, exit_on_user_error
-from phonemlp.records import FAILED, FINISHED, INTERRUPTED, KILLED, read_status, run_status
+from phonemlp.records import (
+    FAILED,
+    FINISHED,
+    INTERRUPTED,
+    KILLED,
+    PRUNED,
+    read_status,
+    run_status,
+)
 
 log = logging.getLogger("phonemlp")
 
@@ -295,7 +305,8 @@ def draw(runs: list[Run], table: pd.DataFrame, keys: list[str], root: Path, path
         color = colors(i % colors.N)
         if run.dev_acc:
             epochs, accs = zip(*run.dev_acc, strict=True)
-            curves.plot(epochs, accs, marker="o", markersize=3, color=color, label=label)
+            style = "--" if run.status == PRUNED else "-"  # stopped early by a search
+            curves.plot(epochs, accs, style, marker="o", markersize=3, color=color, label=label)
     last_epoch = max((epoch for run in ordered for epoch, _ in run.dev_acc), default=1)
     curves.set_xlim(0.5, last_epoch + 0.5)
     curves.xaxis.set_major_locator(MaxNLocator(integer=True))

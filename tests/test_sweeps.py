@@ -1,5 +1,6 @@
 """Sweeps: multirun jobs with their own records, failures that do not stop a sweep, the
-ablation table and plot, an Optuna search, the submitit launcher, and the sweep configs."""
+ablation table and plot, the submitit launcher, and the sweep configs (phonemlp-search, the
+Optuna search: test_search.py)."""
 
 from __future__ import annotations
 
@@ -220,52 +221,7 @@ def test_ablate_refuses_a_folder_without_runs(tmp_path: Path) -> None:
     assert proc.stderr.startswith("phonemlp-ablate: error: no runs under")
 
 
-# --- Optuna and submitit -------------------------------------------------------------------
-
-
-def test_optuna_search_of_three_trials(corpus: Path, tmp_path: Path) -> None:
-    sweep(
-        tmp_path,
-        "hparams_search=optuna",
-        "hydra.sweeper.n_trials=3",
-        f"data.root={corpus}",
-        *[o for o in SMALL if not o.startswith("model.width=")],
-        "model.width=choice(32,64)",  # narrower search ranges than the shipped ones
-        "context=int(interval(1,4))",
-    )
-    sweep_dir = tmp_path / "sweep"
-    trials = sorted(p for p in sweep_dir.iterdir() if (p / ".hydra").is_dir())
-    assert [p.name for p in trials] == ["0", "1", "2"]
-    best = {p.name: summary(p)["best_dev_acc"] for p in trials}
-    result = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
-    assert result["best_value"] == pytest.approx(max(best.values()))
-    assert set(result["best_params"]) == {
-        "context", "model.width", "model.dropout", "optimizer.lr", "optimizer.weight_decay",
-    }  # fmt: skip
-    # (model.depth is fixed by SMALL, so it left the search space)
-    table = pd.read_csv(sweep_dir / "ablations.csv")
-    assert len(table) == 3
-    assert {"optimizer.lr", "model.dropout"} <= set(table.columns)
-
-
-def test_optuna_takes_a_failed_trial_as_the_worst(corpus: Path, tmp_path: Path) -> None:
-    """A failed trial scores -inf (a NaN would end the study) and the search goes on."""
-    proc = sweep(
-        tmp_path,
-        "hparams_search=optuna",
-        "hydra/sweeper/sampler=grid",  # both points of the grid, in some order
-        "hydra.sweeper.params=null",  # the grid sampler takes no continuous range
-        f"data.root={corpus}",
-        *SMALL,
-        "context=choice(99,3)",
-    )
-    sweep_dir = tmp_path / "sweep"
-    records = {read_status(p)["status"]: p for p in sweep_dir.iterdir() if (p / ".hydra").is_dir()}
-    assert set(records) == {"finished", "failed"}
-    result = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
-    assert result["best_params"] == {"context": 3}
-    assert result["best_value"] == pytest.approx(summary(records["finished"])["best_dev_acc"])
-    assert "context=99 must be an integer" in proc.stdout
+# --- submitit ----------------------------------------------------------------------------
 
 
 def test_submitit_local_runs_two_jobs(corpus: Path, tmp_path: Path) -> None:
@@ -290,18 +246,6 @@ def test_experiment_overlays() -> None:
     full = config("experiment=full")
     assert full.data.fraction == 1.0 and full.epochs > config().epochs
     assert config("experiment=full", "epochs=3").epochs == 3  # the command line wins
-
-
-def test_optuna_search_config() -> None:
-    cfg = config("hparams_search=optuna")
-    sweeper = cfg.hydra.sweeper
-    assert sweeper._target_.endswith("OptunaSweeper") and sweeper.direction == "maximize"
-    assert sweeper.storage is None
-    assert set(sweeper.params) == {
-        "context", "model.depth", "model.width", "model.dropout", "optimizer.lr",
-        "optimizer.weight_decay",
-    }  # fmt: skip
-    assert str(cfg.hydra.mode) == "RunMode.MULTIRUN"
 
 
 @pytest.mark.parametrize(
