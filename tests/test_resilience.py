@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import signal
 import subprocess
 import time
@@ -16,9 +17,12 @@ from runner import BIN, metrics, summary, train_run
 from phonemlp import checkpoint as checkpoints
 from phonemlp.checkpoint import load_checkpoint, save_checkpoint
 from phonemlp.errors import PhonemlpError
+from phonemlp.records import read_status
 
-# Slow enough (hundreds of batches an epoch) to be caught mid-epoch; fp32 for exact replays.
+# Slow enough (hundreds of batches an epoch) to be caught mid-epoch; fp32 on the CPU for exact
+# replays (a GPU's kernels need not be bit-reproducible).
 STEADY = [
+    "device=cpu",
     "model.depth=2",
     "model.width=256",
     "context=3",
@@ -72,17 +76,28 @@ def test_sigkill_mid_epoch_then_resume_replays_exactly(corpus: Path, tmp_path: P
 
 
 def test_sigint_and_sigterm_save_and_say_how_to_resume(corpus: Path, tmp_path: Path) -> None:
+    """The signal's own save: last.pt moves past the periodic save to the batch the run stopped
+    after, which the run names, and status.json says interrupted."""
     for name, number in (("int", signal.SIGINT), ("term", signal.SIGTERM)):
         run_dir = tmp_path / name
         proc = start_training(run_dir, f"data.root={corpus}", *STEADY)
         wait_for(run_dir / "checkpoints" / "last.pt", proc)
+        before = load_checkpoint(run_dir)["partial_epoch"]["batch"]
         proc.send_signal(number)
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 128 + number, err
         assert f"phonemlp-train resume={run_dir}" in out
         assert "Traceback" not in err
         state = load_checkpoint(run_dir)
-        assert state["partial_epoch"] is not None or state["epoch"] >= 1
+        stopped = re.search(r"stopped by (\w+) in epoch (\d+) after batch (\d+)", out)
+        assert stopped is not None, out
+        assert stopped.group(1) == signal.Signals(number).name
+        assert state["epoch"] == int(stopped.group(2))
+        assert state["partial_epoch"]["batch"] == int(stopped.group(3))
+        assert state["epoch"] > 1 or state["partial_epoch"]["batch"] > before
+        status = read_status(run_dir)
+        assert status["status"] == "interrupted"
+        assert status["error"] == f"stopped by {signal.Signals(number).name}"
 
 
 def test_resume_auto_continues_the_unfinished_run(corpus: Path, tmp_path: Path) -> None:
@@ -102,29 +117,41 @@ def test_resume_auto_continues_the_unfinished_run(corpus: Path, tmp_path: Path) 
     assert "starting afresh" in out
 
 
-def test_divergence_stops_with_a_clear_message(corpus: Path, tmp_path: Path) -> None:
+def finite_or_absent(run_dir: Path) -> None:
+    """Only a good state was ever saved: every checkpoint's weights (and EMA) are finite."""
+    for name in ("last.pt", "best.pt"):
+        path = run_dir / "checkpoints" / name
+        if path.exists():
+            state = load_checkpoint(path)
+            for part in ("model", "train_model"):
+                weights = state.get(part) or {}
+                assert all(w.isfinite().all() for w in weights.values() if w.is_floating_point())
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["model.norm=none", "optimizer=sgd", "optimizer.lr=1e12", "epochs=2"],
+        ["optimizer.lr=1e12", "time_budget_s=0.1", "ema=0.9"],  # the budget's end save, EMA
+        ["optimizer.lr=1e12", "checkpoint_every_batches=3", "epochs=1"],  # mid-epoch saves
+    ],
+)
+def test_divergence_stops_with_a_clear_message(
+    corpus: Path, tmp_path: Path, options: list[str]
+) -> None:
     run_dir = tmp_path / "run"
     proc = train_run(
-        run_dir,
-        f"data.root={corpus}",
-        "model.depth=1",
-        "model.width=64",
-        "model.norm=none",
-        "optimizer=sgd",
-        "optimizer.lr=1e12",
-        "context=3",
-        "epochs=2",
-        check=False,
-    )
-    assert proc.returncode == 2
+        run_dir, f"data.root={corpus}", "model.depth=1", "model.width=64", "context=3",
+        "precision=fp32", *options, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stdout
     assert "Traceback" not in proc.stderr
     line = proc.stderr.strip().splitlines()[-1]
-    assert line.startswith("phonemlp-train: error: the training loss became")
+    assert line.startswith("phonemlp-train: error: training diverged")
     assert "optimizer.lr" in line
-    last = run_dir / "checkpoints" / "last.pt"
-    if last.exists():  # only a good state was ever saved
-        weights = load_checkpoint(last)["model"]
-        assert all(torch.isfinite(w).all() for w in weights.values() if w.is_floating_point())
+    finite_or_absent(run_dir)
+    assert not (run_dir / "summary.json").exists()
+    assert read_status(run_dir)["status"] == "failed"
 
 
 def test_full_disk_keeps_the_previous_checkpoint(tmp_path: Path, monkeypatch) -> None:

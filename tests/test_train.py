@@ -60,6 +60,7 @@ def test_resume_continues_a_run(corpus: Path, tmp_path: Path) -> None:
     args = [
         f"data.root={corpus}",
         *TINY,
+        "device=cpu",
         "precision=fp32",
         "scheduler=constant",
         "epochs=2",
@@ -144,3 +145,33 @@ def test_context_and_utterance_normalisation_help(corpus: Path, tmp_path: Path) 
 
     assert accuracy("context=4") > accuracy("context=0") + 0.05
     assert accuracy("data.normalize=utterance") > accuracy("data.normalize=none") + 0.02
+
+
+def test_the_training_step_never_waits_for_the_device(
+    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No host synchronisation per batch: the host reads a device tensor (item, bool, cpu,
+    tolist, numpy, float, int) a fixed number of times per epoch plus once per SYNC_EVERY
+    batches; 400 more batches cost at most 400 / SYNC_EVERY x 2 more reads."""
+    from phonemlp.loop import SYNC_EVERY
+
+    reads = {"count": 0}
+    for name in ("item", "__bool__", "cpu", "tolist", "numpy", "__float__", "__int__"):
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *args, _original=original, **kwargs):
+            reads["count"] += 1
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+
+    def host_reads(batches: int) -> int:
+        reads["count"] = 0
+        run_dir = tmp_path / f"b{batches}"
+        train_run(
+            run_dir, f"data.root={corpus}", *TINY, "batch_size=32", f"limit_batches={batches}"
+        )
+        return reads["count"]
+
+    extra = host_reads(450) - host_reads(50)
+    assert extra <= 400 // SYNC_EVERY * 2, extra
