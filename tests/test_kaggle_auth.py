@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -93,7 +93,7 @@ def kaggle_json(folder: Path) -> None:
 def oauth_login(home: Path, hours: float = 6) -> None:
     """~/.kaggle/credentials.json as `kaggle auth login` leaves it, its access token valid
     for `hours` more (when that is past, the package asks Kaggle for a new one)."""
-    expires = datetime.now(timezone.utc) + timedelta(hours=hours)
+    expires = datetime.now(UTC) + timedelta(hours=hours)
     saved = {
         "refresh_token": SECRETS[3],
         "access_token": TOKEN,
