@@ -75,3 +75,42 @@ def _task_overrides() -> list[str]:
     from hydra.core.hydra_config import HydraConfig
 
     return list(HydraConfig.get().overrides.task)
+
+
+def command_config(
+    program: str, config_name: str, argv: list[str], positional: str | None = None
+) -> DictConfig | None:
+    """The small commands' arguments, the same way as phonemlp-train's: `key=value` overrides
+    composed onto conf/<config_name>.yaml and its typed schema (one optional bare argument sets
+    `positional`). Returns None after printing the help (`--help`), which is that YAML: every
+    key with its default and its comment."""
+    from phonemlp.api import _quote, compose
+    from phonemlp.errors import PhonemlpError
+
+    if any(arg in ("-h", "--help") for arg in argv):
+        print(command_help(program, config_name))
+        return None
+    overrides, bare = [], None
+    for arg in argv:
+        if "=" in arg and not arg.startswith("-"):
+            overrides.append(arg)
+        elif positional is None or bare is not None or arg.startswith("-"):
+            raise PhonemlpError(f"unexpected argument '{arg}'; the arguments are key=value "
+                                f"(`{program} --help` lists the keys)")  # fmt: skip
+        else:
+            bare = arg
+            overrides.append(f"{positional}={_quote(arg)}")
+    return compose(config_name, overrides)
+
+
+def command_help(program: str, config_name: str) -> str:
+    """`--help` of a small command: its usage line and its config file, comments included."""
+    from importlib import resources
+
+    text = resources.files("phonemlp.conf").joinpath(f"{config_name}.yaml").read_text()
+    lines, in_defaults = [], False
+    for line in text.splitlines():
+        in_defaults = line.startswith("defaults:") or (in_defaults and line.startswith("  -"))
+        if not in_defaults:
+            lines.append(line[2:] if line.startswith("# ") else line.lstrip("#"))
+    return "usage: " + "\n".join(lines).strip()

@@ -268,11 +268,36 @@ class PredictConfig:
         at_least("threads", self.threads, 0)
 
 
+@dataclass
+class SubmitConfig:
+    """phonemlp-submit (conf/submit.yaml)."""
+
+    file: Optional[str] = None
+    message: Optional[str] = None
+    competition: str = "11785-spring-25-hw-1-p-2"
+    dry_run: bool = False
+    data: PredictDataConfig = field(default_factory=PredictDataConfig)
+    demo_seed: int = 0
+
+
+@dataclass
+class DataCommandConfig:
+    """phonemlp-data download/check/prepare (conf/data_<command>.yaml)."""
+
+    root: Optional[str] = None
+    competition: str = "11785-spring-25-hw-1-p-2"  # download
+    rare: float = 0.001  # check: flag classes under this fraction of the frames
+    progress: bool = True  # check
+    data: DataConfig = field(default_factory=DataConfig)  # prepare
+
+
 def register() -> None:
     """Put the schemas in Hydra's ConfigStore (conf/__init__.py calls this on import)."""
     store = ConfigStore.instance()
     store.store(name="config_schema", node=TrainConfig)
     store.store(name="predict_schema", node=PredictConfig)
+    store.store(name="submit_schema", node=SubmitConfig)
+    store.store(name="data_command_schema", node=DataCommandConfig)
 
 
 def validate(cfg: DictConfig) -> DictConfig:

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from phonemlp.data.corpus import (
     SplitFiles,
@@ -23,6 +22,7 @@ from phonemlp.data.corpus import (
 )
 from phonemlp.errors import PhonemlpError
 from phonemlp.phonemes import CLASSES, NUM_CLASSES
+from phonemlp.progress import progress_bar
 
 EXPECTED_SPLITS: dict[str, bool] = {"train-clean-100": True, "dev-clean": True, "test-clean": False}
 """The split folders of the HW1P2 layout, and whether each has transcripts."""
@@ -92,8 +92,8 @@ def check_split(root: Path, split: str, labelled: bool, progress: bool = True) -
     names = sorted(mfcc)
     report.utterances = len(names)
     dims: dict[str, int] = {}
-    for name in tqdm(
-        names, desc=f"checking {split}", unit="utt", disable=not progress, leave=False
+    for name in progress_bar(
+        names, len(names), desc=f"checking {split}", unit="utt", disable=not progress
     ):
         try:
             frames, dims[name] = _feature_header(mfcc[name])

@@ -2,7 +2,7 @@
 
 phonemlp-data download root=/data/hw1p2 [competition=11785-spring-25-hw-1-p-2]
 phonemlp-data check /data/hw1p2 [rare=0.001]
-phonemlp-data prepare /data/hw1p2 [normalize=utterance dtype=float32 cache_dir=DIR]
+phonemlp-data prepare /data/hw1p2 [data.normalize=utterance data.dtype=float32]
 """
 
 from __future__ import annotations
@@ -10,15 +10,11 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from importlib import resources
 from pathlib import Path
-from types import SimpleNamespace
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig
 
 from phonemlp.errors import PhonemlpError, exit_on_user_error
-from phonemlp.kaggle_api import DEFAULT_COMPETITION, download_competition
-from phonemlp.options import parse_options, require
 
 PROGRAM = "phonemlp-data"
 
@@ -28,60 +24,28 @@ Commands:
   download root=DIR [competition=SLUG]   download the Kaggle competition's files through the
                                          kaggle API, unzip them into DIR and check the layout
   check ROOT [rare=0.001]                validate every file of a corpus; a table per split
-  prepare ROOT [normalize=... dtype=...] build the prepared cache that phonemlp-train loads
+  prepare ROOT [data.normalize=...]      build the prepared cache that phonemlp-train loads
 
-`{PROGRAM} COMMAND --help` explains a command; ROOT may also be given as root=ROOT.
-"""
-
-DOWNLOAD_HELP = f"""usage: {PROGRAM} download root=DIR [competition=SLUG]
-
-Downloads the competition's files through the kaggle package's API into DIR/.phonemlp-download/,
-unzips them, moves the split folders (train-clean-100, dev-clean, test-clean) into DIR, checks
-their layout and writes DIR/.phonemlp-download.json. A second call does nothing; an
-interrupted one reuses a complete archive (or lets the API resume a partial one) and redoes
-the extraction.
-
-  root         the folder to fill (created if missing); the corpus root for data.root=
-  competition  the Kaggle competition slug (default {DEFAULT_COMPETITION})
-
-Credentials: ~/.kaggle/kaggle.json (or $KAGGLE_CONFIG_DIR/kaggle.json) from kaggle.com >
-Settings > API > Create New Token, or the KAGGLE_USERNAME and KAGGLE_KEY variables. Join the
-competition and accept its rules on kaggle.com first.
-"""
-
-CHECK_HELP = f"""usage: {PROGRAM} check ROOT [rare=0.001] [progress=true]
-
-Validates every file of every split of ROOT with the rules training applies (matching
-mfcc/transcript names, transcripts of frames + 2 symbols from [SOS] to [EOS], known symbols,
-readable 2-D float features, finite values, one feature dimension) and prints a table per
-split: utterances, frames, feature dimension, utterance length min/median/max, class
-frequencies (classes under `rare` of the frames flagged) and every problem found.
-Exits with status 2 when it finds a problem, 0 otherwise.
-"""
-
-PREPARE_HELP = f"""usage: {PROGRAM} prepare ROOT [normalize=...] [dtype=...] [cache_dir=DIR]
-
-Builds the prepared cache of the train, dev and test splits ahead of training (one
-memory-mapped array per split), so that `phonemlp-train data.root=ROOT` with the same
-settings starts in seconds. The defaults are phonemlp-train's; `data.`-prefixed keys
-(data.normalize=global) are accepted too.
-
-  normalize    utterance | global | none (data.normalize)
-  dtype        float32 | float16 storage (data.dtype)
-  cache_dir    the cache folder (data.cache_dir; default: the user's phonemlp cache)
-  train_split, dev_split, test_split   the split folder names
+`{PROGRAM} COMMAND --help` explains a command and lists its keys; ROOT may also be root=ROOT.
 """
 
 
-def download(options: SimpleNamespace) -> None:
-    root = require(options, "root", "phonemlp-data download root=DIR")
-    download_competition(Path(str(root)), str(options.competition))
+def _root(options: DictConfig, usage: str) -> Path:
+    if not options.root:
+        raise PhonemlpError(f"root is required: {usage}")
+    return Path(str(options.root)).expanduser()
 
 
-def check(options: SimpleNamespace) -> None:
+def download(options: DictConfig) -> None:
+    from phonemlp.kaggle_api import download_competition
+
+    download_competition(_root(options, "phonemlp-data download root=DIR"), options.competition)
+
+
+def check(options: DictConfig) -> None:
     from phonemlp.corpus_check import check_corpus, format_report, problem_lines
 
-    root = Path(str(require(options, "root", "phonemlp-data check ROOT"))).expanduser()
+    root = _root(options, "phonemlp-data check ROOT")
     reports, across = check_corpus(root, progress=bool(options.progress))
     for report in reports:
         print(format_report(report, float(options.rare)) + "\n", flush=True)
@@ -93,43 +57,26 @@ def check(options: SimpleNamespace) -> None:
     print(f"{root}: no problems found")
 
 
-def _data_defaults() -> dict:
-    """phonemlp-train's data settings (conf/data/hw1p2.yaml), so prepare builds what it loads."""
-    from phonemlp.data.splits import storage_options
-
-    text = resources.files("phonemlp.conf").joinpath("data/hw1p2.yaml").read_text()
-    data = OmegaConf.to_container(OmegaConf.create(text))
-    storage = storage_options(data)
-    return {
-        "root": None,
-        "normalize": data["normalize"],
-        "dtype": storage["dtype"],
-        "cache_dir": storage["cache_dir"],
-        "train_split": data["train_split"],
-        "dev_split": data["dev_split"],
-        "test_split": data["test_split"],
-    }
-
-
-def prepare(options: SimpleNamespace) -> None:
+def prepare(options: DictConfig) -> None:
     from phonemlp.data.splits import load_split
 
-    root = Path(str(require(options, "root", "phonemlp-data prepare ROOT"))).expanduser()
+    root = _root(options, "phonemlp-data prepare ROOT")
+    settings = options.data
     if not root.is_dir():
         raise PhonemlpError(f"{root}: data root not found; give a corpus in the HW1P2 layout")
-    splits = {options.train_split: True, options.dev_split: True, options.test_split: False}
+    splits = {settings.train_split: True, settings.dev_split: True, settings.test_split: False}
     stats = None
     for split, labelled in splits.items():
         started = time.perf_counter()
         data, stats = load_split(
             root,
             split,
-            str(options.normalize),
+            settings.normalize,
             labelled=labelled,
             stats=stats,
             cache=True,
-            cache_dir=options.cache_dir,
-            dtype=str(options.dtype),
+            cache_dir=settings.cache_dir,
+            dtype=settings.dtype,
         )
         where = getattr(data.features, "filename", None)
         print(
@@ -140,15 +87,18 @@ def prepare(options: SimpleNamespace) -> None:
         )
 
 
-COMMANDS: dict[str, tuple[Callable[[SimpleNamespace], None], dict, str]] = {
-    "download": (download, {"root": None, "competition": DEFAULT_COMPETITION}, DOWNLOAD_HELP),
-    "check": (check, {"root": None, "rare": 0.001, "progress": True}, CHECK_HELP),
-    "prepare": (prepare, {}, PREPARE_HELP),
+COMMANDS: dict[str, Callable[[DictConfig], None]] = {
+    "download": download,
+    "check": check,
+    "prepare": prepare,
 }
+DATA_KEYS = ("normalize", "dtype", "cache_dir", "train_split", "dev_split", "test_split")
 
 
 def run(argv: list[str]) -> None:
     """Run one sub-command (raises PhonemlpError for problems the user can fix)."""
+    from phonemlp.cli import command_config
+
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE)
         if not argv:
@@ -157,14 +107,11 @@ def run(argv: list[str]) -> None:
     command, args = argv[0], argv[1:]
     if command not in COMMANDS:
         raise PhonemlpError(f"unknown command '{command}'; the commands are {', '.join(COMMANDS)}")
-    function, defaults, help_text = COMMANDS[command]
-    if any(arg in ("-h", "--help") for arg in args):
-        print(help_text)
-        return
-    if command == "prepare":
-        defaults = _data_defaults()
-    aliases = {f"data.{key}": key for key in defaults}
-    function(parse_options(args, defaults, positional="root", aliases=aliases))
+    if command == "prepare":  # the data keys without their `data.` prefix too
+        args = [f"data.{a}" if a.split("=", 1)[0] in DATA_KEYS else a for a in args]
+    options = command_config(f"{PROGRAM} {command}", f"data_{command}", args, positional="root")
+    if options is not None:
+        COMMANDS[command](options)
 
 
 def main(argv: list[str] | None = None) -> None:

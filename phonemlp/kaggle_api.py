@@ -23,10 +23,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from phonemlp.atomic import write_text
 from phonemlp.errors import PhonemlpError
+from phonemlp.progress import progress_bar
 
 DEFAULT_COMPETITION = "11785-spring-25-hw-1-p-2"
 DAILY_SUBMISSIONS = 10
@@ -243,7 +242,7 @@ def _extract(archive_path: Path, into: Path) -> None:
     with zipfile.ZipFile(archive_path) as archive:
         members = archive.infolist()
         total = sum(member.file_size for member in members)
-        with tqdm(total=total, unit="B", unit_scale=True, desc="unzipping", leave=False) as bar:
+        with progress_bar(total=total, desc="unzipping", unit="B") as bar:
             for member in members:
                 archive.extract(member, into)
                 bar.update(member.file_size)

@@ -19,8 +19,6 @@ from phonemlp.data import cache
 from phonemlp.data.corpus import read_split
 from phonemlp.data.demo import write_demo_corpus
 from phonemlp.data.splits import load_split, storage_options
-from phonemlp.errors import PhonemlpError
-from phonemlp.options import parse_options
 from phonemlp.phonemes import NUM_CLASSES
 
 TRAIN, DEV, TEST = "train-clean-100", "dev-clean", "test-clean"
@@ -178,17 +176,9 @@ def test_prepare_builds_what_training_then_loads(
 
 
 def test_prepare_defaults_are_the_training_defaults() -> None:
-    with initialize_config_module(config_module="phonemlp.conf", version_base="1.3"):
-        data_cfg = compose("config").data
-    defaults = data_cli._data_defaults()
-    options = storage_options(data_cfg)
-    assert defaults["normalize"] == data_cfg.normalize
-    assert defaults["dtype"] == options["dtype"] and defaults["cache_dir"] == options["cache_dir"]
-    assert [defaults[f"{s}_split"] for s in ("train", "dev", "test")] == [
-        data_cfg.train_split,
-        data_cfg.dev_split,
-        data_cfg.test_split,
-    ]
+    from phonemlp.api import compose as compose_config
+
+    assert compose_config("data_prepare").data == compose_config("config").data
 
 
 def test_prepare_other_storage_and_a_bad_corpus(
@@ -226,7 +216,7 @@ def test_usage_errors(pristine: Path, capsys: pytest.CaptureFixture[str]) -> Non
     for args, expected in (
         ((), "a command is required"),
         (("fetch",), "unknown command 'fetch'"),
-        (("check", str(pristine), "colour=red"), "unknown option 'colour'"),
+        (("check", str(pristine), "colour=red"), "'colour'"),
         (("check", str(pristine), str(pristine)), "unexpected argument"),
         (("check",), "root is required"),
     ):
@@ -234,16 +224,16 @@ def test_usage_errors(pristine: Path, capsys: pytest.CaptureFixture[str]) -> Non
         assert code == 2 and len(errors) == 1 and expected in errors[0], (args, errors)
 
 
-def test_options_take_the_type_of_their_default() -> None:
-    defaults = {"root": None, "rare": 0.001, "quiet": False, "data": {"root": "x", "seed": 0}}
-    parsed = parse_options(
-        ["/x", "rare=0.05", "quiet=true", "data.root=null", "data.seed=3"], defaults, "root"
-    )
-    assert (parsed.root, parsed.rare, parsed.quiet) == ("/x", 0.05, True)
-    assert parsed.data.root is None and parsed.data.seed == 3
-    text = parse_options(["root=run: c30, [1e-3] ${oc.env:HOME}"], defaults).root
-    assert text == "run: c30, [1e-3] ${oc.env:HOME}"  # free text is kept as given
-    with pytest.raises(PhonemlpError, match="unknown option 'data.rooot'"):
-        parse_options(["data.rooot=/x"], defaults)
-    with pytest.raises(PhonemlpError, match="rare=often: expected float"):
-        parse_options(["rare=often"], defaults)
+def test_options_are_typed_by_the_schema(
+    pristine: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every command parses key=value the way phonemlp-train does (Hydra's grammar onto a
+    typed schema): a wrong type or an unknown key is one line naming the key."""
+    from phonemlp.cli import command_config
+
+    options = command_config("phonemlp-data check", "data_check", [str(pristine), "rare=0.05"],
+                             positional="root")  # fmt: skip
+    assert (options.root, options.rare, options.progress) == (str(pristine), 0.05, True)
+    for args, key in ((("rare=often",), "rare"), (("data.rooot=/x",), "data.rooot")):
+        code, _, errors = run(capsys, "check", str(pristine), *args)
+        assert code == 2 and len(errors) == 1 and key in errors[0], errors

@@ -35,11 +35,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from phonemlp.data.corpus import Split, SplitFiles, frame_counts, read_utterance
 from phonemlp.data.normalize import cmvn, moments
 from phonemlp.errors import PhonemlpError
+from phonemlp.progress import progress_bar
 
 FORMAT = 1
 """Bump when the prepared layout or its contents change, so old folders are rebuilt."""
@@ -126,13 +126,10 @@ def build_rows(
     zeros = np.zeros((pad, dim), dtype)
     offsets = np.concatenate([[0], np.cumsum(lengths)])
     put(zeros)
-    bar = tqdm(
-        range(len(files.names)),
-        desc=f"preparing {files.split}",
-        unit="utt",
+    bar = progress_bar(
+        range(len(files.names)), len(files.names), desc=f"preparing {files.split}", unit="utt",
         disable=not progress,
-        leave=False,
-    )
+    )  # fmt: skip
     for u in bar:
         features, utterance_labels = read_utterance(files, u, int(lengths[u]))
         sums[u] = moments(features)

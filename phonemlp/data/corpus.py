@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from phonemlp.errors import PhonemlpError
 from phonemlp.phonemes import CLASSES, EOS, SOS
+from phonemlp.progress import progress_bar
 
 _SORTED_CLASSES = np.array(sorted(CLASSES))
 _SORTED_TO_INDEX = np.array([CLASSES.index(s) for s in _SORTED_CLASSES], dtype=np.uint8)
@@ -284,7 +284,8 @@ def read_split(
     np.cumsum(lengths, out=offsets[1:])
     features = np.empty((int(offsets[-1]), dim), dtype=np.float32)
     labels = np.empty(int(offsets[-1]), dtype=np.uint8) if labelled else None
-    bar = tqdm(files.names, desc=f"reading {split}", unit="utt", disable=not progress, leave=False)
+    bar = progress_bar(files.names, len(files.names), desc=f"reading {split}", unit="utt",
+                       disable=not progress)  # fmt: skip
     for u, _ in enumerate(bar):
         start, end = offsets[u], offsets[u + 1]
         features[start:end], utterance_labels = read_utterance(files, u, int(end - start))
@@ -314,7 +315,8 @@ def read_labels(root: Path, split: str, progress: bool = True) -> tuple[np.ndarr
         raise PhonemlpError(f"{Path(root) / split / 'transcript'}: no .npy transcript files found")
     names = utterance_order(transcripts)
     parts = []
-    bar = tqdm(names, desc=f"reading {split} labels", unit="utt", disable=not progress, leave=False)
+    bar = progress_bar(names, len(names), desc=f"reading {split} labels", unit="utt",
+                       disable=not progress)  # fmt: skip
     for name in bar:
         transcript = _load_npy(transcripts[name])
         frames = max(0, len(transcript) - 2) if transcript.ndim == 1 else 0
