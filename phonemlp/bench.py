@@ -114,6 +114,8 @@ def check_gpu_config(g: DictConfig) -> None:
                 "resume_batches", "resume_every", "oom_batch_size", "timeout_s"):  # fmt: skip
         if not isinstance(g[key], int) or g[key] < 1:
             raise PhonemlpError(f"gpu.{key}={g[key]} must be a positive integer")
+    if not isinstance(g.oom_memory_gb, int | float) or g.oom_memory_gb <= 0:
+        raise PhonemlpError(f"gpu.oom_memory_gb={g.oom_memory_gb} must be a number > 0")
     if g.compile_epochs < 2:
         raise PhonemlpError("gpu.compile_epochs must be >= 2 (recompiles after epoch 1 count)")
     if g.resume_every >= g.resume_batches:

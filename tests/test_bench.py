@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from phonemlp.bench import (
     count_recompiles,
     one_line_error,
     run_measured,
+    script,
     write_large_corpus,
 )
 from phonemlp.data.cache import PAD
@@ -204,7 +206,10 @@ TOY_GPU = [  # the GPU self-check's code paths on a CPU, at toy size
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU: the check runs")
 def test_gpu_section_without_a_gpu_says_so_in_one_line(tmp_path: Path) -> None:
-    proc = run_cli("phonemlp-bench", "sections=[gpu]", cwd=tmp_path)
+    proc = subprocess.run(
+        [script("phonemlp-bench"), "sections=[gpu]"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
     assert proc.returncode == 0 and proc.stderr == ""
     assert proc.stdout.count("\n") == 1 and "no CUDA GPU" in proc.stdout
     assert list(tmp_path.iterdir()) == []  # nothing measured, nothing written
@@ -252,9 +257,10 @@ def test_gpu_section_compiled_run_counts_no_recompile_after_epoch_one(tmp_path: 
 def test_gpu_check_one_line_error_rule(tmp_path: Path) -> None:
     """A real one-line user error passes the rule; a traceback, a success, or more output after
     the error line do not."""
-    proc = run_cli(
-        "phonemlp-train", "wandb.mode=disabled", "data.synthetic_frames=1000", "batch_size=0",
-        f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path, check=False,
+    proc = subprocess.run(
+        [script("phonemlp-train"), "wandb.mode=disabled", "data.synthetic_frames=1000",
+         "batch_size=0", f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     line = one_line_error(proc.stderr, proc.returncode, "phonemlp-train")
     assert line is not None and "batch_size" in line
