@@ -110,18 +110,12 @@ class MLP(nn.Sequential):
     """Linear layers of the given hidden widths, each followed by norm/activation/dropout."""
 
     def __init__(
-        self,
-        input_dim: int,
-        widths: list[int],
-        num_classes: int,
-        activation: str = "gelu",
-        norm: str = "batch",
-        norm_position: str = "before",
-        norm_every: int = 1,
-        dropout: float = 0.0,
-        dropout_every: int = 1,
-        init: str = "default",
+        self, input_dim: int, widths: list[int], num_classes: int, layers_cfg: Any
     ) -> None:
+        """`layers_cfg`: a `model` config's activation, norm, norm_position, norm_every,
+        dropout, dropout_every and init (phonemlp.config.ModelConfig)."""
+        c = layers_cfg
+        activation, norm, norm_every, dropout = c.activation, c.norm, c.norm_every, c.dropout
         layers: list[nn.Module] = []
         previous = input_dim
         for i, width in enumerate(widths):
@@ -129,21 +123,21 @@ class MLP(nn.Sequential):
             norm_layer = None
             if norm != "none" and i % norm_every == 0:
                 norm_layer = nn.BatchNorm1d(width) if norm == "batch" else nn.LayerNorm(width)
-            if norm_layer is not None and norm_position == "before":
+            if norm_layer is not None and c.norm_position == "before":
                 layers.append(norm_layer)
             layers.append(ACTIVATIONS[activation]())
-            if norm_layer is not None and norm_position == "after":
+            if norm_layer is not None and c.norm_position == "after":
                 layers.append(norm_layer)
-            if dropout > 0 and i % dropout_every == 0:
+            if dropout > 0 and i % c.dropout_every == 0:
                 layers.append(Dropout(dropout))
             previous = width
         layers.append(nn.Linear(previous, num_classes))
         super().__init__(*layers)
         self.widths = list(widths)
-        if init != "default":
+        if c.init != "default":
             for module in self.modules():
                 if isinstance(module, nn.Linear):
-                    _initialise(module, init, activation)
+                    _initialise(module, c.init, activation)
 
     @property
     def num_params(self) -> int:
@@ -177,18 +171,7 @@ def build_model(model_cfg: Any, input_dim: int, num_classes: int) -> MLP:
             f"the model has {params:,} parameters, over model.max_params={model_cfg.max_params:,} "
             f"(widths {widths}, input {input_dim}); lower model.width, model.depth or context"
         )
-    return MLP(
-        input_dim,
-        widths,
-        num_classes,
-        activation=model_cfg.activation,
-        norm=model_cfg.norm,
-        norm_position=model_cfg.norm_position,
-        norm_every=model_cfg.norm_every,
-        dropout=model_cfg.dropout,
-        dropout_every=model_cfg.dropout_every,
-        init=model_cfg.init,
-    )
+    return MLP(input_dim, widths, num_classes, model_cfg)
 
 
 def parse_count(value: int | float | str) -> int:

@@ -175,16 +175,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
         checkpoints, data, device, precision, cfg.batch_size, root
     )
     unsmoothed = probabilities.argmax(1).numpy()
-    predictions = smoothing.predict_classes(
-        probabilities,
-        data.offsets,
-        cfg.smooth,
-        cfg.smooth_width,
-        cfg.hmm_weight,
-        checkpoints[0],
-        root,
-        cfg.hmm_prior_weight,
-    )
+    predictions = smoothing.predict_classes(probabilities, data.offsets, cfg, checkpoints[0], root)
 
     result: dict[str, Any] = {"split": cfg.split, "frames": data.frames, "models": len(sources)}
     if cfg.split == "dev":

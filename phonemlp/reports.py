@@ -20,7 +20,6 @@ import torch
 
 from phonemlp.atomic import atomic_path
 from phonemlp.checkpoint import load_checkpoint
-from phonemlp.data.windows import WindowedSplit
 from phonemlp.evaluate import logits_batches
 from phonemlp.phonemes import CLASSES, NUM_CLASSES
 
@@ -181,33 +180,26 @@ def write_reports(
 
 
 def write_best_model_reports(
-    run_dir: Path,
-    history: list[dict[str, float]],
-    model: torch.nn.Module,
-    dev_set: WindowedSplit,
-    utterance_names: list[str],
-    offsets: np.ndarray,
-    batch_size: int,
-    precision: str,
-    predictions: torch.Tensor | None = None,
+    run_dir: Path, trainer: Any, data: Any, predictions: torch.Tensor | None = None
 ) -> dict[str, Path]:
-    """Write the reports of the run's best model: from `predictions` (its dev predictions,
-    when this process evaluated it), else by loading checkpoints/best.pt into `model` and
-    predicting every dev frame; returns {} (and says why) when there is no best.pt."""
+    """Write the reports of the run's best model on the dev split (`data`: TrainingData): from
+    `predictions` (its dev predictions, when this process evaluated it), else by loading
+    checkpoints/best.pt into the trainer's evaluated model and predicting every dev frame;
+    returns {} (and says why) when there is no best.pt."""
     best = Path(run_dir) / "checkpoints" / "best.pt"
+    history = trainer.progress.history
     if not best.is_file() or not history:
         log.info(f"reports: skipped ({'no epoch finished' if not history else f'no {best}'})")
         return {}
     if predictions is None:
+        model = trainer.evaluated
         model.load_state_dict(load_checkpoint(best)["model"])
-        parts = [
-            logits.argmax(1).cpu()
-            for logits, _ in logits_batches(model, dev_set, batch_size, precision, desc="reports")
-        ]
-        predictions = torch.cat(parts)
+        batch_size = trainer.cfg.eval_batch_size
+        batches = logits_batches(model, data.dev, batch_size, trainer.precision, desc="reports")
+        predictions = torch.cat([logits.argmax(1).cpu() for logits, _ in batches])
     predictions = predictions.long().numpy()
-    labels = dev_set.labels.cpu().numpy()
-    return write_reports(run_dir, history, labels, predictions, utterance_names, offsets)
+    labels = data.dev.labels.cpu().numpy()
+    return write_reports(run_dir, history, labels, predictions, data.dev_names, data.dev_offsets)
 
 
 def log_to_wandb(run: Any, paths: dict[str, Path]) -> None:

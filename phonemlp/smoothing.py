@@ -244,25 +244,23 @@ def smoothed_classes(
 
 
 def predict_classes(
-    probabilities: torch.Tensor,
-    offsets: np.ndarray,
-    smooth: str,
-    width: int,
-    weight: float,
-    checkpoint: dict[str, Any],
+    probabilities: torch.Tensor, offsets: np.ndarray, cfg: Any, checkpoint: dict[str, Any],
     root: Path,
-    prior_weight: float = 1.0,
-) -> np.ndarray:
-    """phonemlp-predict's decisions with `smooth`; the HMM statistics come from the
-    checkpoint (or, for one written before they were stored, its training transcripts)."""
+) -> np.ndarray:  # fmt: skip
+    """phonemlp-predict's decisions with `cfg.smooth` (and smooth_width, hmm_weight,
+    hmm_prior_weight); the HMM statistics come from the checkpoint (or, for one written before
+    they were stored, its training transcripts)."""
     statistics = None
-    if smooth == "hmm":
+    if cfg.smooth == "hmm":
         train_split = checkpoint["config"]["data"]["train_split"]
         statistics, source = label_statistics(checkpoint, root, train_split, NUM_CLASSES)
         log.info(
-            f"smooth=hmm: transitions and priors from {source}; hmm_weight={weight}, "
-            f"hmm_prior_weight={prior_weight}"
+            f"smooth=hmm: transitions and priors from {source}; hmm_weight={cfg.hmm_weight}, "
+            f"hmm_prior_weight={cfg.hmm_prior_weight}"
         )
-    elif smooth == "median":
-        log.info(f"smooth=median: posteriors median-filtered over {width} frames")
-    return smoothed_classes(probabilities, offsets, smooth, width, weight, statistics, prior_weight)
+    elif cfg.smooth == "median":
+        log.info(f"smooth=median: posteriors median-filtered over {cfg.smooth_width} frames")
+    return smoothed_classes(
+        probabilities, offsets, cfg.smooth, cfg.smooth_width, cfg.hmm_weight, statistics,
+        cfg.hmm_prior_weight,
+    )  # fmt: skip

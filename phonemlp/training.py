@@ -67,10 +67,7 @@ def train(
     with Tracker(cfg, run_dir, model.num_params) as tracker:
         best_predictions = fit(trainer, data, checkpoints, tracker, on_epoch)
         summary = write_summary(run_dir, trainer, overrides, data.root, device)
-        reports = write_best_model_reports(
-            run_dir, trainer.progress.history, trainer.evaluated, data.dev, data.dev_names,
-            data.dev_offsets, cfg.eval_batch_size, precision, best_predictions,
-        )  # fmt: skip
+        reports = write_best_model_reports(run_dir, trainer, data, best_predictions)
         tracker.log_reports(reports)
         tracker.finish(summary)
     print_summary(summary, trainer.progress.history, run_dir)

@@ -12,6 +12,7 @@ from runner import TINY, metrics, run_cli, summary, train_run
 
 from phonemlp.augment import augment, augment_enabled
 from phonemlp.checkpoint import load_checkpoint
+from phonemlp.config import ModelConfig
 from phonemlp.loop import Trainer
 from phonemlp.model import MLP, SHAPES, count_params, resolve_widths
 from phonemlp.optim import build_optimizer
@@ -62,7 +63,7 @@ def test_mel_warp_resamples_the_band_axis() -> None:
 
 
 def test_dropout_schedule_and_no_decay_groups() -> None:
-    model = MLP(20, [16, 16], 40, dropout=0.1)
+    model = MLP(20, [16, 16], 40, ModelConfig(dropout=0.1))
     overrides = ["dropout_final=0.5", "epochs=5", "model.dropout=0.1"]
     with initialize_config_module(config_module="phonemlp.conf", version_base="1.3"):
         cfg = compose("config", overrides=overrides)

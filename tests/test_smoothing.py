@@ -154,10 +154,11 @@ def test_predict_with_smoothing_writes_the_full_csv(
     printed = predict_in_process(caplog, f"ckpt={trained}", f"out={out}", f"smooth={smooth}")
     table = pd.read_csv(out, keep_default_na=False)
     frames = read_split(corpus, "test-clean", labelled=False, progress=False).frames
-    assert table["Id"].tolist() == list(range(frames))
-    assert set(table["Label"]) <= set(CLASSES)
+    assert list(table.columns) == ["id", "label"]  # the starter's header (no sample CSV here)
+    assert table["id"].tolist() == list(range(frames))
+    assert set(table["label"]) <= set(CLASSES)
     truth = pd.read_csv(corpus / "test_labels.csv", keep_default_na=False)["Label"]
-    accuracy = (table["Label"] == truth).mean()
+    accuracy = (table["label"] == truth).mean()
     line = next(x for x in printed.splitlines() if "test accuracy " in x)
     reported = line[line.index("test accuracy ") :]
     assert float(reported.split()[2]) == pytest.approx(accuracy, abs=1e-4)
