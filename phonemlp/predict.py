@@ -136,9 +136,10 @@ def log_scores(
     return accuracy
 
 
-def predict(cfg: DictConfig) -> dict[str, Any]:
-    """Write the CSV (split=test) or score the dev split (split=dev); returns what it did:
-    split, frames, accuracy (dev; test when the corpus has test_labels.csv), out."""
+def load_ensemble(cfg: DictConfig) -> tuple[list[str], list[dict[str, Any]]]:
+    """The checkpoints `ckpt` names (one, or a list: an ensemble), refused before any work if
+    the output folder is missing, Kaggle credentials are (submit=true), or the ensemble is over
+    max_params."""
     sources = [str(c) for c in cfg.ckpt] if isinstance(cfg.ckpt, ListConfig) else [str(cfg.ckpt)]
     if not sources:
         raise PhonemlpError("ckpt=[] names no checkpoint")
@@ -158,7 +159,13 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
             f"the ensemble has {params:,} parameters, over max_params={cfg.max_params:,}; "
             "use fewer or smaller models"
         )
+    return sources, checkpoints
 
+
+def predict(cfg: DictConfig) -> dict[str, Any]:
+    """Write the CSV (split=test) or score the dev split (split=dev); returns what it did:
+    split, frames, models, accuracy (dev; test when the corpus has test_labels.csv), out."""
+    sources, checkpoints = load_ensemble(cfg)
     device = resolve_device(cfg.device)
     precision = resolve_precision(cfg.precision, device)
     configure(device, cfg.threads)
@@ -167,6 +174,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     data = checkpoint_split(root, split_name, checkpoints[0], labelled=cfg.split == "dev")
     for source, checkpoint in zip(sources, checkpoints, strict=True):
         check_compatible(checkpoint, source, data)
+    params = sum(c["params"] for c in checkpoints)
     log.info(
         f"{len(checkpoints)} model(s), {params:,} parameters; {root / split_name}: "
         f"{len(data.names):,} utterances, {data.frames:,} frames"
@@ -176,11 +184,11 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     )
     unsmoothed = probabilities.argmax(1).numpy()
     predictions = smoothing.predict_classes(probabilities, data.offsets, cfg, checkpoints[0], root)
-
     result: dict[str, Any] = {"split": cfg.split, "frames": data.frames, "models": len(sources)}
     if cfg.split == "dev":
         accuracy = log_scores("dev", data.labels, predictions, unsmoothed, data, cfg.smooth)
         return {**result, "accuracy": accuracy, "out": None}
+    out = Path(cfg.out).expanduser()
     write_submission(out, predictions, cfg.label_format, root)
     log.info(f"wrote {out} ({data.frames:,} rows, labels as {cfg.label_format})")
     truth = answer_key(root, data.frames)
@@ -190,6 +198,5 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     if cfg.submit:
         from phonemlp.submit import submit_csv
 
-        message = None if cfg.message is None else str(cfg.message)
-        submit_csv(out, message, str(cfg.competition), data.frames, str(root / split_name))
+        submit_csv(out, cfg.message, cfg.competition, data.frames, str(root / split_name))
     return {**result, "accuracy": accuracy, "out": str(out)}
