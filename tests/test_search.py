@@ -312,6 +312,28 @@ def test_pruning_stops_the_trials_that_lag(corpus: Path, tmp_path: Path) -> None
             assert row["status"] == "finished" and row["epochs_done"] == 3
 
 
+def test_pruner_warmup_counts_epochs() -> None:
+    """pruner_warmup=N: every trial runs N epochs before the median pruner may stop it."""
+    from phonemlp.search.study import make_pruner
+
+    for warmup, first_prunable in [(0, 1), (1, 2), (2, 3)]:
+        settings = parse_settings(["study=w", "pruner_startup=2", f"pruner_warmup={warmup}"])
+        study = optuna.create_study(direction="maximize", pruner=make_pruner(settings))
+        for _ in range(2):
+            good = study.ask()
+            for epoch in (1, 2, 3):
+                good.report(0.9, epoch)
+            study.tell(good, 0.9)
+        bad = study.ask()
+        pruned_at = None
+        for epoch in (1, 2, 3):
+            bad.report(0.1, epoch)
+            if bad.should_prune():
+                pruned_at = epoch
+                break
+        assert pruned_at == first_prunable
+
+
 # --- two commands, one study ---------------------------------------------------------------
 
 

@@ -93,8 +93,9 @@ def make_sampler(settings: SearchSettings, index: int = 0) -> optuna.samplers.Ba
 
 def make_pruner(settings: SearchSettings) -> optuna.pruners.BasePruner:
     if settings.pruner == "median":
+        # steps are epochs from 1; Optuna prunes from step n_warmup_steps on
         return optuna.pruners.MedianPruner(
-            n_startup_trials=settings.pruner_startup, n_warmup_steps=settings.pruner_warmup
+            n_startup_trials=settings.pruner_startup, n_warmup_steps=settings.pruner_warmup + 1
         )
     if settings.pruner == "hyperband":  # the epochs are the resource; max from the first trial
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource="auto")
