@@ -876,10 +876,12 @@ MATMUL_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.fl
 
 # Runs a console script (a Python file) with the process's GPU memory capped, so that an absurd
 # batch runs out of memory on any GPU, raised by the caching allocator as a real shortage is.
-_CAPPED = """
+# usage: python -c CAPPED <fraction of the GPU's memory> <script> [args...] (no GPU: no cap)
+CAPPED = """
 import runpy, sys
 import torch
-torch.cuda.set_per_process_memory_fraction(float(sys.argv[1]))
+if torch.cuda.is_available():
+    torch.cuda.set_per_process_memory_fraction(float(sys.argv[1]))
 sys.argv = sys.argv[2:]
 runpy.run_path(sys.argv[0], run_name="__main__")
 """
@@ -1288,7 +1290,7 @@ class GpuCheck:
             return
         total = torch.cuda.get_device_properties(self.device).total_memory
         fraction = min(1.0, float(g.oom_memory_gb) * 2**30 / total)
-        capped = [sys.executable, "-c", _CAPPED, f"{fraction:.6f}"]
+        capped = [sys.executable, "-c", CAPPED, f"{fraction:.6f}"]
         train = [
             script("phonemlp-train"),
             *self.overrides(

@@ -13,6 +13,7 @@ import torch
 from runner import run_cli
 
 from phonemlp.bench import (
+    CAPPED,
     bench,
     bench_config,
     count_recompiles,
@@ -264,6 +265,12 @@ def test_gpu_check_one_line_error_rule(tmp_path: Path) -> None:
     )  # fmt: skip
     line = one_line_error(proc.stderr, proc.returncode, "phonemlp-train")
     assert line is not None and "batch_size" in line
+    # the same command through the launcher that caps GPU memory (no cap without a GPU)
+    capped = subprocess.run(
+        [sys.executable, "-c", CAPPED, "0.5", *proc.args],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert one_line_error(capped.stderr, capped.returncode, "phonemlp-train") == line
     traceback = (
         "Traceback (most recent call last):\n  ...\ntorch.OutOfMemoryError: CUDA out of memory"
     )
