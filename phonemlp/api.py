@@ -91,7 +91,7 @@ def predict(
 
     With split=test (default) writes `out` (default submission.csv) and returns its path and
     rows; with split=dev (e.g. overrides=["split=dev"]) returns the dev accuracy."""
-    from phonemlp.predict import predict as predict_split
+    from phonemlp.prediction import predict as predict_split
 
     sources = [ckpt] if isinstance(ckpt, str | Path) else list(ckpt)
     quoted = ",".join(_quote(source) for source in sources)

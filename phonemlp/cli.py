@@ -66,7 +66,7 @@ def _predict_job(cfg: DictConfig) -> Any:
         exit_on_user_error("phonemlp-predict"),
         out_of_memory_hint(list(_task_overrides()), key="batch_size"),
     ):
-        from phonemlp.predict import predict as predict_split
+        from phonemlp.prediction import predict as predict_split
 
         return predict_split(cfg)
 

@@ -26,7 +26,7 @@ import pandas as pd
 
 from phonemlp.atomic import write_text
 from phonemlp.data.corpus import Split, read_split, split_files
-from phonemlp.predict import answer_key, read_label_csv
+from phonemlp.prediction import answer_key, read_label_csv
 from phonemlp.reports import per_speaker_table, speakers
 
 ALL_AUGMENTATIONS = [  # time and frequency masks and mel warp, as the first preset had them

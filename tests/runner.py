@@ -89,7 +89,7 @@ def _train(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 
 def _predict(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     from phonemlp.api import compose, run_logging
-    from phonemlp.predict import predict
+    from phonemlp.prediction import predict
 
     def work() -> object:
         with run_logging(None):

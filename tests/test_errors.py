@@ -29,7 +29,7 @@ from phonemlp.data.splits import corpus_root
 from phonemlp.errors import PhonemlpError
 from phonemlp.model import build_model, count_params
 from phonemlp.phonemes import CLASSES, NUM_CLASSES
-from phonemlp.predict import predict
+from phonemlp.prediction import predict
 from phonemlp.runtime import resolve_device, resolve_precision
 
 TRAIN, DEV = "train-clean-100", "dev-clean"

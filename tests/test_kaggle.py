@@ -29,7 +29,7 @@ from phonemlp.data.corpus import read_split
 from phonemlp.data.demo import write_demo_corpus
 from phonemlp.errors import PhonemlpError
 from phonemlp.kaggle_api import DEFAULT_COMPETITION, MARKER, STAGING
-from phonemlp.predict import predict, write_submission
+from phonemlp.prediction import predict, write_submission
 from phonemlp.submission import count_frames, validate_submission
 
 BIN = Path(sys.executable).parent

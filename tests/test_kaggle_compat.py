@@ -26,7 +26,7 @@ from phonemlp.data.corpus import (
 from phonemlp.data.demo import write_demo_corpus
 from phonemlp.data.splits import load_split
 from phonemlp.phonemes import CLASSES, INDEX
-from phonemlp.predict import read_label_csv, write_submission
+from phonemlp.prediction import read_label_csv, write_submission
 from phonemlp.submission import count_frames, submission_header, validate_submission
 
 TRAIN, TEST = "train-clean-100", "test-clean"
@@ -248,7 +248,7 @@ def test_a_dry_run_never_imports_the_kaggle_package(demo: Path, tmp_path: Path) 
     path = starter_csv(tmp_path / "submission.csv", ["AH"] * count_frames(demo, TEST))
     code = (
         "import sys\n"
-        "import phonemlp.data_cli, phonemlp.kaggle_api, phonemlp.predict\n"
+        "import phonemlp.data_cli, phonemlp.kaggle_api, phonemlp.prediction\n"
         "from phonemlp import submit\n"
         f"submit.main(['file={path}', 'data.root={demo}', 'dry_run=true'])\n"
         "assert not [m for m in sys.modules if m.split('.')[0] in ('kaggle', 'kagglesdk')]\n"

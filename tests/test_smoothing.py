@@ -17,7 +17,7 @@ from phonemlp.checkpoint import load_checkpoint, save_checkpoint
 from phonemlp.data.corpus import read_labels, read_split
 from phonemlp.errors import PhonemlpError
 from phonemlp.phonemes import CLASSES
-from phonemlp.predict import predict
+from phonemlp.prediction import predict
 from phonemlp.smoothing import (
     LabelStatistics,
     count_labels,
