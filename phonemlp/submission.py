@@ -1,4 +1,4 @@
-"""The Kaggle submission CSV: its header, and checking it before it is uploaded (DESIGN.md §2).
+"""The Kaggle submission CSV: its header, and checking it before it is uploaded (docs/data.md).
 
 Header `id,label` in any case (the official starter notebook writes `id,label`, the S25
 write-up says `Id` and `Label`), one row per test frame in order (ids 0..N-1), labels all

@@ -171,7 +171,8 @@ def test_wheel_ships_the_configs_and_runs_installed(tmp_path: Path) -> None:
     sweep_configs = {
         "phonemlp/conf/experiment/subset_search.yaml",
         "phonemlp/conf/experiment/full.yaml",
-        "phonemlp/conf/hparams_search/optuna.yaml",
+        "phonemlp/conf/experiment/hw1p2.yaml",
+        "phonemlp/conf/search/default.yaml",
         "phonemlp/conf/hydra/launcher/slurm.yaml",
     }
     assert sweep_configs <= names, sorted(sweep_configs - names)

@@ -1,4 +1,4 @@
-"""Reading and validating one split of a corpus in the HW1P2 layout (DESIGN.md §2).
+"""Reading and validating one split of a corpus in the HW1P2 layout (docs/data.md).
 
 A split is returned as one contiguous feature array plus utterance offsets, never as one
 array per file, so later stages work on it with index arithmetic alone.
@@ -111,7 +111,7 @@ def utterance_order(names: Iterable[str]) -> list[str]:
 def _listing(folder: Path) -> dict[str, Path]:
     """The `.npy` files of a folder by stem; other files (e.g. .DS_Store, README) are ignored."""
     if not folder.is_dir():
-        raise PhonemlpError(f"{folder}: folder not found; expected the HW1P2 layout (DESIGN.md §2)")
+        raise PhonemlpError(f"{folder}: folder not found; expected the HW1P2 layout (docs/data.md)")
     return {
         p.stem: p for p in folder.iterdir() if p.suffix == ".npy" and not p.name.startswith(".")
     }
