@@ -16,7 +16,6 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig, ListConfig
 
-from phonemlp import smoothing
 from phonemlp.atomic import atomic_path
 from phonemlp.checkpoint import load_checkpoint
 from phonemlp.data.corpus import Split
@@ -28,6 +27,7 @@ from phonemlp.model import MLP, autocast_dtype, build_model
 from phonemlp.phonemes import CLASSES, INDEX, NUM_CLASSES
 from phonemlp.reports import per_speaker_table
 from phonemlp.runtime import configure, resolve_device, resolve_precision
+from phonemlp.smoothing import predict_classes
 
 log = logging.getLogger("phonemlp")
 
@@ -183,7 +183,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
         checkpoints, data, device, precision, cfg.batch_size, root
     )
     unsmoothed = probabilities.argmax(1).numpy()
-    predictions = smoothing.predict_classes(probabilities, data.offsets, cfg, checkpoints[0], root)
+    predictions = predict_classes(probabilities, data.offsets, cfg, checkpoints[0], root)
     result: dict[str, Any] = {"split": cfg.split, "frames": data.frames, "models": len(sources)}
     if cfg.split == "dev":
         accuracy = log_scores("dev", data.labels, predictions, unsmoothed, data, cfg.smooth)
@@ -196,7 +196,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     if truth is not None:
         accuracy = log_scores("test", truth, predictions, unsmoothed, data, cfg.smooth)
     if cfg.submit:
-        from phonemlp.submit import submit_csv
+        from phonemlp.submission import submit_csv
 
         submit_csv(out, cfg.message, cfg.competition, data.frames, str(root / split_name))
     return {**result, "accuracy": accuracy, "out": str(out)}

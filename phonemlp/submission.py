@@ -128,3 +128,18 @@ def validate_submission(path: Path, frames: int, split_name: str = "the test spl
             f"expected one of {' '.join(CLASSES)} or 0..{NUM_CLASSES - 1}"
         )
     return label_format
+
+
+def submit_csv(path: Path, message: str | None, competition: str, frames: int, where: str) -> str:
+    """Validate the CSV for `frames` test frames (of `where`), then upload it."""
+    from phonemlp.kaggle_api import submit_to_kaggle
+
+    label_format = validate_submission(path, frames, where)
+    print(f"{path}: valid ({frames:,} rows, labels as {label_format})", flush=True)
+    answer = submit_to_kaggle(path, message or f"phonemlp: {path.name}", competition)
+    print(
+        f"submitted {path} to {competition}: {answer or 'accepted'}; scores at "
+        f"https://www.kaggle.com/competitions/{competition}/submissions",
+        flush=True,
+    )
+    return answer

@@ -11,23 +11,10 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from phonemlp.errors import PhonemlpError, exit_on_user_error
-from phonemlp.kaggle_api import require_credentials, submit_to_kaggle
-from phonemlp.submission import count_frames, validate_submission
+from phonemlp.kaggle_api import require_credentials
+from phonemlp.submission import count_frames, submit_csv, validate_submission
 
 PROGRAM = "phonemlp-submit"
-
-
-def submit_csv(path: Path, message: str | None, competition: str, frames: int, where: str) -> str:
-    """Validate the CSV for `frames` test frames (of `where`), then upload it."""
-    label_format = validate_submission(path, frames, where)
-    print(f"{path}: valid ({frames:,} rows, labels as {label_format})", flush=True)
-    answer = submit_to_kaggle(path, message or f"phonemlp: {path.name}", competition)
-    print(
-        f"submitted {path} to {competition}: {answer or 'accepted'}; scores at "
-        f"https://www.kaggle.com/competitions/{competition}/submissions",
-        flush=True,
-    )
-    return answer
 
 
 def submit(options: DictConfig) -> None:
