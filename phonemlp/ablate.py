@@ -15,7 +15,6 @@ The same table is written into every sweep folder when a multirun ends.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
@@ -396,17 +395,20 @@ def write_ablations(paths: list[Path], plot: bool = True) -> Ablations:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="phonemlp-ablate",
-        description="Collect every run under the given folders (single runs and multirun "
-        "trees, finished, failed or running) into one table sorted by dev accuracy; write "
-        "ablations.csv, ablations.md and ablations.png at the first folder.",
-    )
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="run or sweep folders")
-    parser.add_argument("--no-plot", action="store_true", help="skip ablations.png")
-    args = parser.parse_args(argv)
+    """phonemlp-ablate PATH... [plot=false]: bare arguments are folders, the rest key=value."""
+    from phonemlp.cli import command_config
+
+    args = sys.argv[1:] if argv is None else argv
     with exit_on_user_error("phonemlp-ablate"):
-        result = write_ablations([Path(p) for p in args.paths], plot=not args.no_plot)
+        paths = [Path(a) for a in args if "=" not in a and not a.startswith("-")]
+        options = command_config(
+            "phonemlp-ablate", "ablate", [a for a in args if "=" in a or a.startswith("-")]
+        )
+        if options is None:
+            return
+        if not paths:
+            raise PhonemlpError("give at least one run or sweep folder: phonemlp-ablate PATH...")
+        result = write_ablations(paths, plot=options.plot)
     print(result.text)
     print("wrote " + ", ".join(str(p) for p in result.written))
 

@@ -21,7 +21,23 @@ CONFIG_PATH = "pkg://phonemlp.conf"
 
 def train() -> None:
     """phonemlp-train: one run, or a sweep with -m (each job a run; failures score -inf)."""
+    _check_overrides("phonemlp-train", "config")
     hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="config")(_train_job)()
+
+
+def _check_overrides(program: str, config_name: str) -> None:
+    """A single run's overrides composed before Hydra's app starts, so that a misspelt key or
+    a bad value is one line and exit status 2 (Hydra would print its own several lines)."""
+    import sys
+
+    args = sys.argv[1:]
+    if any(arg.startswith("-") for arg in args):  # -m sweeps, --help, --cfg: Hydra's own
+        return
+    from phonemlp.api import compose
+    from phonemlp.errors import exit_on_user_error
+
+    with exit_on_user_error(program):
+        compose(config_name, [arg for arg in args if not arg.startswith("hydra.")])
 
 
 def _train_job(cfg: DictConfig) -> float:
@@ -55,6 +71,7 @@ def _train_job(cfg: DictConfig) -> float:
 
 def predict() -> None:
     """phonemlp-predict: a Kaggle CSV (or the dev accuracy) from checkpoints."""
+    _check_overrides("phonemlp-predict", "predict")
     hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="predict")(_predict_job)()
 
 

@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import re
 import sys
 from collections.abc import Iterator
 
@@ -28,7 +29,15 @@ def user_error_message(error: BaseException) -> str | None:
     if isinstance(error, PhonemlpError):
         return str(error)
     if isinstance(error, HydraException):  # a bad override or an unknown group option
-        return f"config: {' '.join(str(error).split())}"
+        text = str(error)
+        unknown = re.search(r"Could not override '([^']+)'", text)
+        if unknown:
+            return (f"config: unknown key '{unknown.group(1)}'; check its spelling "
+                    "(--help and docs/configuration.md list the keys)")  # fmt: skip
+        text = text.split("Config search path")[0]  # Hydra's search path: noise here
+        if error.__cause__ is not None and "Error merging override" in text:
+            text += ": " + str(error.__cause__).splitlines()[0]  # why (a wrong type)
+        return f"config: {' '.join(text.split())}"
     if type(error).__name__ == "OutOfMemoryError":  # torch's
         return "out of GPU memory; try a smaller batch_size, a smaller model, or device=cpu"
     return None

@@ -191,7 +191,7 @@ def test_two_local_workers_complete_a_study(finished: tuple[Path, str]) -> None:
     assert "importances: " in output
 
     # phonemlp-ablate reads the search folder like a sweep
-    proc = run_cli("phonemlp-ablate", str(folder), "--no-plot", cwd=folder)
+    proc = run_cli("phonemlp-ablate", str(folder), "plot=false", cwd=folder)
     ablation = pd.read_csv(folder / "ablations.csv")
     assert sorted(ablation["run"]) == [f"trials/{n}" for n in range(4)]
     assert (ablation["status"] == "finished").all() and "4 runs: 4 finished" in proc.stdout
@@ -302,7 +302,7 @@ def test_pruning_stops_the_trials_that_lag(corpus: Path, tmp_path: Path) -> None
     table = pd.read_csv(folder / "trials.csv")
     assert (table["state"] == "pruned").sum() == [t.state.name for t in trials].count("PRUNED")
 
-    run_cli("phonemlp-ablate", str(folder), "--no-plot", cwd=tmp_path)
+    run_cli("phonemlp-ablate", str(folder), "plot=false", cwd=tmp_path)
     ablation = pd.read_csv(folder / "ablations.csv").set_index("run")
     for trial in trials:
         row = ablation.loc[f"trials/{trial.number}"]
