@@ -31,6 +31,10 @@ def _check_overrides(program: str, config_name: str) -> None:
     import sys
 
     args = sys.argv[1:]
+    if any(arg in ("-h", "--help", "--hydra-help", "-c", "--cfg", "-i", "--info") for arg in args):
+        import signal  # printing only: end quietly if the reader stops early (| head)
+
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     if any(arg.startswith("-") for arg in args):  # -m sweeps, --help, --cfg: Hydra's own
         return
     from phonemlp.api import compose
