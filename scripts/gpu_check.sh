@@ -10,8 +10,9 @@
 #                                          # phonemlp-bench sections=[gpu] out=$OUT/gpu.json
 #
 # OUT (default ./gpu-check) receives gpu.json and gpu-check.log; key=value arguments go to
-# phonemlp-bench (e.g. gpu.batches=200; see conf/bench.yaml). The exit status is the bench's:
-# 0 when every check passed or was skipped. wandb and kaggle are neither shipped nor needed:
+# phonemlp-bench (e.g. gpu.batches=200; see conf/bench.yaml). GPU_TESTS=1 also runs
+# tests/test_gpu.py (pytest must be there). The exit status is 0 when every check passed or
+# was skipped (and the tests passed). wandb and kaggle are neither shipped nor needed:
 # every run has wandb.mode=disabled and nothing is submitted.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -74,8 +75,14 @@ EOF
         "$PYTHON" -c 'import sys, torch; print(f"python {sys.version.split()[0]}, torch",
             torch.__version__, "CUDA", torch.version.cuda, "available:", torch.cuda.is_available())'
     } 2>&1 | tee "$OUT/gpu-check.log"
-    set -o pipefail
-    phonemlp-bench sections=[gpu] out="$OUT/gpu.json" "$@" 2>&1 | tee -a "$OUT/gpu-check.log"
+    local status=0
+    phonemlp-bench sections=[gpu] out="$OUT/gpu.json" "$@" 2>&1 | tee -a "$OUT/gpu-check.log" ||
+        status=$?
+    if [[ -n ${GPU_TESTS:-} ]]; then  # also the CUDA-only tests (tests/test_gpu.py)
+        "$PYTHON" -m pytest -q -p no:cacheprovider tests/test_gpu.py 2>&1 |
+            tee "$OUT/gpu-tests.log" || status=$?
+    fi
+    return "$status"
 }
 
 if [[ ${1:-} == download ]]; then
