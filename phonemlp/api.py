@@ -75,6 +75,8 @@ def run_training(
             requested = [*checkpoint["overrides"], *requested]
             cfg = compose("config", [*requested, f"resume={source}"])
         cfg.resume = None if source is None else str(source)
+        if cfg.data.synthetic_frames:
+            cfg.data.normalize = "none"  # generated frames are standardised already
         if wandb_group and not cfg.wandb.group:
             cfg.wandb.group = wandb_group
         record_config(run_dir, cfg, overrides)

@@ -223,10 +223,11 @@ class WindowedSplit:
         cuda = self.device.type == "cuda"
         if order is not None:
             order = order.cpu()  # once per pass, not per batch
+        rows = min(batch_size, self.frames)  # an absurd batch_size must not allocate terabytes
         buffers = [
             (
-                torch.empty((batch_size, self.input_dim), dtype=self.padded.dtype, pin_memory=cuda),
-                torch.empty(batch_size, dtype=torch.uint8, pin_memory=cuda),
+                torch.empty((rows, self.input_dim), dtype=self.padded.dtype, pin_memory=cuda),
+                torch.empty(rows, dtype=torch.uint8, pin_memory=cuda),
             )
             for _ in range(2)
         ]
