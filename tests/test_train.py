@@ -152,7 +152,7 @@ def test_the_training_step_never_waits_for_the_device(
 ) -> None:
     """No host synchronisation per batch: the host reads a device tensor (item, bool, cpu,
     tolist, numpy, float, int) a fixed number of times per epoch plus once per SYNC_EVERY
-    batches; 400 more batches cost at most 400 / SYNC_EVERY x 2 more reads."""
+    batches; 200 more batches cost at most 200 / SYNC_EVERY x 2 more reads."""
     from phonemlp.loop import SYNC_EVERY
 
     reads = {"count": 0}
@@ -173,5 +173,5 @@ def test_the_training_step_never_waits_for_the_device(
         )
         return reads["count"]
 
-    extra = host_reads(450) - host_reads(50)
-    assert extra <= 400 // SYNC_EVERY * 2, extra
+    extra = host_reads(250) - host_reads(50)
+    assert extra <= 200 // SYNC_EVERY * 2, extra
