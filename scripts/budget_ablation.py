@@ -152,8 +152,7 @@ def starter(root: Path, out: Path, seed: int) -> tuple[float, Path]:
     if not result.is_file():
         command = [
             sys.executable,
-            "-m",
-            "phonemlp.starter_baseline",
+            str(Path(__file__).with_name("starter_baseline.py")),
             str(root),
             "--context",
             "20",

@@ -12,22 +12,18 @@ import pytest
 import torch
 from runner import run_cli
 
-from phonemlp.bench import (
-    CAPPED,
-    bench,
-    bench_config,
-    count_recompiles,
-    one_line_error,
-    run_measured,
-    script,
-    write_large_corpus,
-)
+from phonemlp.bench import bench, bench_config, run_measured, write_large_corpus
+from phonemlp.bench import starter as starter_module
+from phonemlp.bench.gpu import CAPPED, count_recompiles, one_line_error
+from phonemlp.bench.report import describe
+from phonemlp.bench.sections import Bench
+from phonemlp.bench.timing import script
 from phonemlp.data.cache import PAD
 from phonemlp.data.corpus import read_split
 from phonemlp.data.normalize import moments
 from phonemlp.data.synthetic import class_means, synthetic_split, write_split_files
 from phonemlp.data.windows import WindowedSplit
-from phonemlp.errors import PhonemlpError
+from phonemlp.errors import PhonemlpError, user_error_message
 
 TINY_BENCH = [
     "repeats=1",
@@ -39,7 +35,7 @@ TINY_BENCH = [
     "train.batches=2",
     "predict.batches=2",
     "memory.dtypes=[float16]",
-    "memory.args=[context=2,epochs=1,limit_batches=2,model.depth=1,model.width=16]",
+    "memory.args=['context=2','epochs=1','limit_batches=2','model.depth=1','model.width=16']",
     "starter.context=2",
     "starter.models={linear:[]}",
     "starter.num_workers=0",
@@ -103,11 +99,71 @@ def test_peak_memory_of_a_child_process(tmp_path: Path) -> None:
 
 
 def test_bench_options_are_checked() -> None:
-    with pytest.raises(PhonemlpError, match="no such option"):
+    with pytest.raises(Exception) as refused:
         bench_config(["pipeline.contxts=[1]"])
-    with pytest.raises(PhonemlpError, match="sections"):
-        bench_config(["sections=[load,speed]"])
-    assert bench_config(["train.models={tiny:[8]}"]).train.models == {"tiny": [8]}
+    assert "unknown key 'pipeline.contxts'" in user_error_message(refused.value)
+    for bad, key in (
+        ("sections=[load,speed]", "sections"),
+        ("repeats=0", "repeats"),
+        ("repeats=abc", "repeats"),
+        ("data.dtype=float8", "data.dtype"),
+        ("train.models=[8]", "train.models"),
+        ("speed", "unexpected argument 'speed'"),
+    ):
+        with pytest.raises(PhonemlpError, match=key):
+            bench_config([bad])
+
+
+def test_bench_options_take_hydra_values() -> None:
+    """A dict of named entries is replaced, not merged; lists, quoted overrides and nested
+    keys as on every other command line."""
+    cfg = bench_config(
+        [
+            "train.models={tiny:[8]}",
+            "starter.models={linear:[]}",
+            "accuracy.settings={fp32:['precision=fp32','data.dtype=float16']}",
+            "memory.args=['context=2','epochs=1']",
+            "sections=[gpu]",
+            "gpu.widths=[64]",
+            "pipeline.mask.time_mask_prob=0.5",
+        ]
+    )
+    assert cfg.train.models == {"tiny": [8]} and list(cfg.train) == list(bench_config([]).train)
+    assert cfg.starter.models == {"linear": []} and cfg.sections == ["gpu"]
+    assert cfg.accuracy.settings == {"fp32": ["precision=fp32", "data.dtype=float16"]}
+    assert cfg.memory.args == ["context=2", "epochs=1"] and cfg.gpu.widths == [64]
+    assert cfg.pipeline.mask.time_mask_prob == 0.5 and cfg.pipeline.mask.time_mask_max == 8
+
+
+@pytest.mark.parametrize(
+    ("arg", "expected"),
+    [("pipeline.contxts=[1]", "unknown key 'pipeline.contxts'"), ("repeats=0", "repeats=0")],
+)
+def test_bench_command_refuses_in_one_line(arg: str, expected: str, tmp_path: Path) -> None:
+    proc = run_cli("phonemlp-bench", arg, cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and proc.stdout == "", proc.stderr
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith("phonemlp-bench: error: ") and expected in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bench_help_prints_the_config(tmp_path: Path) -> None:
+    proc = run_cli("phonemlp-bench", "--help", cwd=tmp_path)
+    assert proc.stdout.startswith("usage: phonemlp-bench [key=value ...]\n")
+    assert "- starter:" in proc.stdout and "  widths: [2304, 2304, 2304, 2304]" in proc.stdout
+
+
+def test_starter_section_is_skipped_without_the_script(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An installed wheel has no scripts/starter_baseline.py: one line, no error."""
+    assert starter_module.starter_script() is not None  # the source checkout has it
+    monkeypatch.setattr("phonemlp.bench.sections.starter_script", lambda: None)
+    runner = Bench(bench_config([]), tmp_path, tmp_path / "cache", tmp_path)
+    result = runner.section_starter()
+    assert result == {"skipped": starter_module.NOT_FOUND}
+    (row,) = describe("starter", result)
+    assert row[1].startswith("skipped: scripts/starter_baseline.py")
 
 
 def test_generated_corpus_has_exactly_the_frames_asked(tmp_path: Path) -> None:

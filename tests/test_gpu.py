@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from phonemlp.bench import bench, bench_config, script
+from phonemlp.bench import bench, bench_config
+from phonemlp.bench.timing import script
 
 pytestmark = pytest.mark.gpu
 
