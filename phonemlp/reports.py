@@ -85,6 +85,14 @@ def _write_csv(table: pd.DataFrame, path: Path, index: bool = False) -> None:
         table.to_csv(temporary, index=index)
 
 
+def _figure(figsize: tuple[float, float]) -> Any:
+    """A matplotlib Figure drawn off-screen (no pyplot: nothing global, cheaper to import),
+    laid out by the constrained layout engine."""
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=figsize, layout="constrained")
+
+
 def _save_figure(figure: Any, path: Path, dpi: int) -> None:
     with atomic_path(path) as temporary:
         figure.savefig(temporary, format="png", dpi=dpi)
@@ -92,14 +100,10 @@ def _save_figure(figure: Any, path: Path, dpi: int) -> None:
 
 def plot_confusion(confusion: np.ndarray, path: Path) -> None:
     """The row-normalised confusion matrix, phoneme names on both axes."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     rows = confusion.sum(1, keepdims=True)
     shares = confusion / np.maximum(rows, 1)
-    figure, axes = plt.subplots(figsize=(11, 9.5))
+    figure = _figure(figsize=(11, 9.5))
+    axes = figure.add_subplot()
     image = axes.imshow(shares, cmap="viridis", vmin=0.0, vmax=1.0, interpolation="nearest")
     ticks = np.arange(NUM_CLASSES)
     axes.set_xticks(ticks, CLASSES, rotation=90, fontsize=7)
@@ -112,33 +116,29 @@ def plot_confusion(confusion: np.ndarray, path: Path) -> None:
         "frames"
     )
     figure.colorbar(image, ax=axes, fraction=0.046, pad=0.02, label="share of the true class")
-    figure.tight_layout()
-    _save_figure(figure, path, dpi=120)
-    plt.close(figure)
+    _save_figure(figure, path, dpi=110)
 
 
 def plot_learning_curves(history: list[dict[str, float]], path: Path) -> None:
     """Loss and accuracy per epoch, train and dev, side by side."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
     table = pd.DataFrame(history)
-    figure, panels = plt.subplots(1, 2, figsize=(11, 4))
+    figure = _figure(figsize=(11, 4))
+    panels = figure.subplots(1, 2)
     for axes, metric in zip(panels, ("loss", "acc"), strict=True):
         for split, style in (("train", "o-"), ("dev", "s-")):
             axes.plot(table["epoch"], table[f"{split}_{metric}"], style, markersize=4, label=split)
         axes.set_xlabel("epoch")
         axes.set_ylabel("cross-entropy" if metric == "loss" else "frame accuracy")
         axes.set_title("loss" if metric == "loss" else "accuracy")
-        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if len(table) <= 12:
+            axes.set_xticks(table["epoch"])  # every epoch (one epoch: a single tick, not 0.95)
+        else:
+            axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.grid(alpha=0.3)
         axes.legend()
-    figure.tight_layout()
     _save_figure(figure, path, dpi=110)
-    plt.close(figure)
 
 
 def write_reports(
