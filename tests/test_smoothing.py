@@ -15,12 +15,11 @@ from phonemlp import smoothing
 from phonemlp.api import compose
 from phonemlp.checkpoint import load_checkpoint, save_checkpoint
 from phonemlp.data.corpus import read_labels, read_split
+from phonemlp.data.labels import LabelStatistics, count_labels
 from phonemlp.errors import PhonemlpError
 from phonemlp.phonemes import CLASSES
 from phonemlp.prediction import predict
 from phonemlp.smoothing import (
-    LabelStatistics,
-    count_labels,
     hmm_decode,
     median_filter,
     viterbi,

@@ -22,8 +22,8 @@ from phonemlp.errors import PhonemlpError
 from phonemlp.resources import check_memory
 
 if TYPE_CHECKING:
+    from phonemlp.data.labels import LabelStatistics
     from phonemlp.data.windows import WindowedSplit
-    from phonemlp.smoothing import LabelStatistics
 
 log = logging.getLogger("phonemlp")
 
@@ -172,9 +172,9 @@ def load_training_data(cfg: Any, root: Path, dim: int, device: Any, precision: s
     """Read (or generate), normalise and place the train and dev splits for `cfg`."""
     import torch
 
+    from phonemlp.data.labels import count_labels
     from phonemlp.data.windows import WindowedSplit
     from phonemlp.phonemes import NUM_CLASSES
-    from phonemlp.smoothing import count_labels
 
     train, dev, stats = _read_splits(cfg, root, dim)
     if train.frames == 0 or dev.frames == 0:
