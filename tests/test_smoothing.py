@@ -15,6 +15,7 @@ from phonemlp import smoothing
 from phonemlp.api import compose
 from phonemlp.checkpoint import load_checkpoint, save_checkpoint
 from phonemlp.data.corpus import read_labels, read_split
+from phonemlp.data import labels as labels_module
 from phonemlp.data.labels import LabelStatistics, count_labels
 from phonemlp.errors import PhonemlpError
 from phonemlp.phonemes import CLASSES
@@ -34,7 +35,7 @@ def offsets_of(lengths: list[int]) -> np.ndarray:
 def test_label_counts_stop_at_utterance_borders(
     chunk: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(smoothing, "_COUNT_CHUNK_FRAMES", chunk)  # chunk edges change nothing
+    monkeypatch.setattr(labels_module, "_COUNT_CHUNK_FRAMES", chunk)  # chunk edges change nothing
     labels = np.array([0, 0, 1, 2, 2, 0])  # utterances [0 0 1] and [2 2 0]
     statistics = count_labels(labels, offsets_of([3, 3]), num_classes=3)
     expected = np.zeros((3, 3), dtype=np.int64)
