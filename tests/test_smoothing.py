@@ -11,11 +11,10 @@ import pandas as pd
 import pytest
 import torch
 
-from phonemlp import smoothing
 from phonemlp.api import compose
 from phonemlp.checkpoint import load_checkpoint, save_checkpoint
-from phonemlp.data.corpus import read_labels, read_split
 from phonemlp.data import labels as labels_module
+from phonemlp.data.corpus import read_labels, read_split
 from phonemlp.data.labels import LabelStatistics, count_labels
 from phonemlp.errors import PhonemlpError
 from phonemlp.phonemes import CLASSES
