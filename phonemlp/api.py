@@ -60,29 +60,43 @@ def run_training(
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
     wandb_group: str | None = None,
 ) -> dict[str, Any]:
-    """`train` with the sweep's wandb group (phonemlp-train -m passes it)."""
-    from phonemlp.checkpoint import find_resume, load_checkpoint
+    """`train` with the sweep's wandb group (phonemlp-train -m passes it).
+
+    The run's whole lifecycle is here: its log, its status record (running, then finished,
+    pruned, failed or interrupted), its wandb run (opened now, closed however the run ends)."""
     from phonemlp.records import recorded
+    from phonemlp.tracking import Tracker
+    from phonemlp.training import train as train_model
 
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir()
-    requested = [o for o in overrides if not o.startswith("resume=")]
     with run_logging(run_dir), recorded(run_dir), out_of_memory_hint(overrides):
-        cfg = compose("config", overrides)
-        source = find_resume(cfg.resume, run_dir, requested)
-        checkpoint = None
-        if source is not None:
-            checkpoint = load_checkpoint(source)
-            requested = [*checkpoint["overrides"], *requested]
-            cfg = compose("config", [*requested, f"resume={source}"])
-        cfg.resume = None if source is None else str(source)
-        if cfg.data.synthetic_frames:
-            cfg.data.normalize = "none"  # generated frames are standardised already
+        cfg, requested, checkpoint = run_config(overrides, run_dir)
         if wandb_group and not cfg.wandb.group:
             cfg.wandb.group = wandb_group
         record_config(run_dir, cfg, overrides)
-        from phonemlp.training import train as train_model
+        with Tracker(cfg, run_dir) as tracker:
+            return train_model(cfg, run_dir, requested, checkpoint, tracker, on_epoch)
 
-        return train_model(cfg, run_dir, requested, checkpoint, on_epoch)
+
+def run_config(
+    overrides: list[str], run_dir: Path
+) -> tuple[DictConfig, list[str], dict[str, Any] | None]:
+    """The run's config, its effective overrides, and the checkpoint it resumes (if any): with
+    `resume=`, the checkpoint's own overrides come first, then this call's."""
+    from phonemlp.checkpoint import find_resume, load_checkpoint
+
+    requested = [o for o in overrides if not o.startswith("resume=")]
+    cfg = compose("config", overrides)
+    source = find_resume(cfg.resume, run_dir, requested)
+    checkpoint = None
+    if source is not None:
+        checkpoint = load_checkpoint(source)
+        requested = [*checkpoint["overrides"], *requested]
+        cfg = compose("config", [*requested, f"resume={source}"])
+    cfg.resume = None if source is None else str(source)
+    if cfg.data.synthetic_frames:
+        cfg.data.normalize = "none"  # generated frames are standardised already
+    return cfg, requested, checkpoint
 
 
 def predict(

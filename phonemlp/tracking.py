@@ -1,9 +1,9 @@
 """Experiment tracking with wandb: offline by default (files in the run folder, no login).
 
 Each run is its own wandb run, closed when the run ends (normally or not). wandb starts in a
-background thread while the data loads and the first epoch trains, so its start-up (seconds)
-is not added to the run's time. In a Hydra sweep the runs are grouped by the sweep folder
-(unless wandb.group is set). The tracker also adds the model size to status.json.
+background thread as the run starts, while the data loads and the first epoch trains, so its
+start-up (seconds) is not added to the run's time. In a Hydra sweep the runs are grouped by
+the sweep folder (unless wandb.group is set). The tracker also adds the model size to status.json.
 """
 
 from __future__ import annotations
@@ -25,10 +25,11 @@ SUMMARY_KEYS = ("params", "best_dev_acc", "best_epoch", "epochs", "train_frames_
 class Tracker:
     """One wandb run per training run; a no-op with wandb.mode=disabled. Use it with `with`."""
 
-    def __init__(self, cfg: DictConfig, run_dir: Path, params: int) -> None:
+    def __init__(self, cfg: DictConfig, run_dir: Path) -> None:
         self.run: Any = None
         self.error: BaseException | None = None
-        update_status(run_dir, params=params)
+        self.run_dir = run_dir
+        self.params: int | None = None
         self.thread = None
         if cfg.wandb.mode == "disabled":
             return
@@ -40,7 +41,7 @@ class Tracker:
             "tags": list(cfg.wandb.tags),
             "name": f"{run_dir.parent.name}/{run_dir.name}",
             "dir": str(run_dir),
-            "config": {**OmegaConf.to_container(cfg, resolve=True), "params": params},
+            "config": OmegaConf.to_container(cfg, resolve=True),
         }
         self.thread = threading.Thread(target=self._start, args=(settings, run_dir), daemon=True)
         self.thread.start()
@@ -62,12 +63,19 @@ class Tracker:
         where = f" in group {group}" if group else ""
         log.info(f"wandb: run {self.run.id} ({settings['mode']}){where} in {run_dir / 'wandb'}")
 
+    def describe(self, params: int) -> None:
+        """The model's size, for status.json now and the wandb run's config."""
+        self.params = params
+        update_status(self.run_dir, params=params)
+
     def _ready(self) -> Any:
         if self.thread is not None:
             self.thread.join()
             self.thread = None
             if self.error is not None:
                 log.warning(f"wandb: could not start ({self.error}); the run goes on untracked")
+            elif self.params is not None:
+                self.run.config.update({"params": self.params}, allow_val_change=True)
         return self.run
 
     def log(self, row: dict[str, Any]) -> None:

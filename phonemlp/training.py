@@ -34,13 +34,14 @@ def train(
     cfg: DictConfig,
     run_dir: Path,
     overrides: list[str],
-    resumed: dict[str, Any] | None = None,
+    resumed: dict[str, Any] | None,
+    tracker: Tracker,
     on_epoch: EpochCallback | None = None,
 ) -> dict[str, Any]:
     """Train one model as `cfg` says, into `run_dir`; returns the run's summary.
 
-    `resumed` is the checkpoint to continue from; `on_epoch(epoch, row)` runs after each
-    epoch's checkpoints are saved (a search reports to its pruner there)."""
+    `resumed` is the checkpoint to continue from; `tracker` logs to wandb; `on_epoch(epoch,
+    row)` runs after each epoch's checkpoints are saved (a search reports to its pruner)."""
     device = resolve_device(cfg.device)
     precision, why = choose_precision(cfg.precision, device)
     configure(device, cfg.threads)
@@ -50,6 +51,7 @@ def train(
     root, dim = locate_data(cfg.data)  # the model is sized (and refused) before data is read
     model = build_model(cfg.model, (2 * cfg.context + 1) * dim, NUM_CLASSES)
     log.info(f"model: widths {model.widths}, {model.num_params:,} parameters")
+    tracker.describe(model.num_params)
     data = load_training_data(cfg, root, dim, device, precision)
 
     steps = data.train.num_batches(cfg.batch_size, cfg.limit_batches)
@@ -64,12 +66,10 @@ def train(
             write_metrics(run_dir, trainer.progress.history)
         log.info(f"resumed from {cfg.resume} at {describe_position(trainer)}")
 
-    with Tracker(cfg, run_dir, model.num_params) as tracker:
-        best_predictions = fit(trainer, data, checkpoints, tracker, on_epoch)
-        summary = write_summary(run_dir, trainer, overrides, data.root, device)
-        reports = write_best_model_reports(run_dir, trainer, data, best_predictions)
-        tracker.log_reports(reports)
-        tracker.finish(summary)
+    best_predictions = fit(trainer, data, checkpoints, tracker, on_epoch)
+    summary = write_summary(run_dir, trainer, overrides, data.root, device)
+    tracker.log_reports(write_best_model_reports(run_dir, trainer, data, best_predictions))
+    tracker.finish(summary)
     print_summary(summary, trainer.progress.history, run_dir)
     return summary
 
