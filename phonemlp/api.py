@@ -59,8 +59,10 @@ def run_training(
     run_dir: str | Path | None,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
     wandb_group: str | None = None,
+    composed: DictConfig | None = None,
 ) -> dict[str, Any]:
-    """`train` with the sweep's wandb group (phonemlp-train -m passes it).
+    """`train` with the sweep's wandb group and the config Hydra already composed from the
+    same overrides (phonemlp-train passes both).
 
     The run's whole lifecycle is here: its log, its status record (running, then finished,
     pruned, failed or interrupted), its wandb run (opened now, closed however the run ends)."""
@@ -70,7 +72,7 @@ def run_training(
 
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir()
     with run_logging(run_dir), recorded(run_dir), out_of_memory_hint(overrides):
-        cfg, requested, checkpoint = run_config(overrides, run_dir)
+        cfg, requested, checkpoint = run_config(overrides, run_dir, composed)
         if wandb_group and not cfg.wandb.group:
             cfg.wandb.group = wandb_group
         record_config(run_dir, cfg, overrides)
@@ -79,14 +81,15 @@ def run_training(
 
 
 def run_config(
-    overrides: list[str], run_dir: Path
+    overrides: list[str], run_dir: Path, composed: DictConfig | None = None
 ) -> tuple[DictConfig, list[str], dict[str, Any] | None]:
     """The run's config, its effective overrides, and the checkpoint it resumes (if any): with
     `resume=`, the checkpoint's own overrides come first, then this call's."""
     from phonemlp.checkpoint import find_resume, load_checkpoint
+    from phonemlp.config import validate
 
     requested = [o for o in overrides if not o.startswith("resume=")]
-    cfg = compose("config", overrides)
+    cfg = validate(composed.copy()) if composed is not None else compose("config", overrides)
     source = find_resume(cfg.resume, run_dir, requested)
     checkpoint = None
     if source is not None:

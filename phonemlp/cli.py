@@ -84,7 +84,8 @@ def _train_job(cfg: DictConfig) -> float:
         from phonemlp.api import run_training
 
         try:
-            summary = run_training(list(hydra_cfg.overrides.task), run_dir, wandb_group=group)
+            overrides = list(hydra_cfg.overrides.task)
+            summary = run_training(overrides, run_dir, wandb_group=group, composed=cfg)
         except Exception as error:
             message = user_error_message(error)
             if not sweeping or message is None:
