@@ -291,6 +291,36 @@ def downloaded(root: Path, competition: str) -> bool:
     )
 
 
+def _fetch_archive(competition: str, archive: Path, retry: bool) -> bool:
+    """Make sure `archive` holds the competition's whole zip: reuse it, or download it (again
+    on a `retry`). False when the download came back cut (deleted; the caller retries once)."""
+    staging = archive.parent
+    if _complete_zip(archive):
+        print(f"{archive}: reusing the archive of an earlier download")
+        return True
+    api = create_api()
+    print(f"downloading {competition} into {staging}")
+    with kaggle_errors(f"downloading {competition}", competition):
+        api.competition_download_files(competition, path=str(staging), force=retry, quiet=False)
+    if not archive.is_file():  # the API names the file after the served format
+        found = sorted(staging.glob("*.zip"))
+        if len(found) != 1:
+            raise PhonemlpError(
+                f"{staging}: the Kaggle API left no {archive.name} (found: "
+                f"{', '.join(p.name for p in staging.iterdir()) or 'nothing'})"
+            )
+        found[0].rename(archive)
+    if _complete_zip(archive):
+        return True
+    archive.unlink()
+    if retry:
+        raise PhonemlpError(
+            f"{archive}: the downloaded archive is incomplete twice; check the disk space and "
+            "the network, then run the command again"
+        )
+    return False
+
+
 def download_competition(root: Path, competition: str = DEFAULT_COMPETITION) -> bool:
     """Download, unzip and check the competition's files in `root`; False if already there.
 
@@ -312,31 +342,8 @@ def download_competition(root: Path, competition: str = DEFAULT_COMPETITION) -> 
         require_credentials()  # before anything is created
     staging.mkdir(parents=True, exist_ok=True)
     for attempt in range(2):
-        if _complete_zip(archive):
-            print(f"{archive}: reusing the archive of an earlier download")
-        else:
-            api = create_api()
-            print(f"downloading {competition} into {staging}")
-            with kaggle_errors(f"downloading {competition}", competition):
-                api.competition_download_files(
-                    competition, path=str(staging), force=attempt > 0, quiet=False
-                )
-            if not archive.is_file():  # the API names the file after the served format
-                found = sorted(staging.glob("*.zip"))
-                if len(found) != 1:
-                    raise PhonemlpError(
-                        f"{staging}: the Kaggle API left no {archive.name} (found: "
-                        f"{', '.join(p.name for p in staging.iterdir()) or 'nothing'})"
-                    )
-                found[0].rename(archive)
-            if not _complete_zip(archive):
-                archive.unlink()
-                if attempt == 0:
-                    continue
-                raise PhonemlpError(
-                    f"{archive}: the downloaded archive is incomplete twice; check the disk "
-                    "space and the network, then run the command again"
-                )
+        if not _fetch_archive(competition, archive, retry=attempt > 0):
+            continue  # a cut download, deleted: once more
         try:
             _extract(archive, staging / "extracted")
             break
