@@ -180,27 +180,6 @@ def hmm_decode(
     return viterbi(emissions, offsets, weight * log_transitions(statistics))
 
 
-def smoothed_classes(
-    probabilities: torch.Tensor,
-    offsets: np.ndarray,
-    smooth: str,
-    width: int = 5,
-    weight: float = 1.0,
-    statistics: LabelStatistics | None = None,
-    prior_weight: float = 1.0,
-) -> np.ndarray:
-    """(frames,) class decisions: argmax, argmax of median-filtered posteriors, or Viterbi."""
-    if smooth == "none":
-        return probabilities.argmax(1).numpy()
-    if smooth == "median":
-        return median_filter(probabilities, offsets, width).argmax(1).numpy()
-    if smooth == "hmm":
-        if statistics is None:
-            raise ValueError("smooth=hmm needs the training label statistics")
-        return hmm_decode(probabilities, offsets, statistics, weight, prior_weight)
-    raise ValueError(f"unknown smoothing {smooth!r}")
-
-
 def predict_classes(
     probabilities: torch.Tensor, offsets: np.ndarray, cfg: Any, checkpoint: dict[str, Any],
     root: Path,
@@ -208,7 +187,6 @@ def predict_classes(
     """phonemlp-predict's decisions with `cfg.smooth` (and smooth_width, hmm_weight,
     hmm_prior_weight); the HMM statistics come from the checkpoint (or, for one written before
     they were stored, its training transcripts)."""
-    statistics = None
     if cfg.smooth == "hmm":
         train_split = checkpoint["config"]["data"]["train_split"]
         statistics, source = label_statistics(checkpoint, root, train_split, NUM_CLASSES)
@@ -216,9 +194,8 @@ def predict_classes(
             f"smooth=hmm: transitions and priors from {source}; hmm_weight={cfg.hmm_weight}, "
             f"hmm_prior_weight={cfg.hmm_prior_weight}"
         )
-    elif cfg.smooth == "median":
+        return hmm_decode(probabilities, offsets, statistics, cfg.hmm_weight, cfg.hmm_prior_weight)
+    if cfg.smooth == "median":
         log.info(f"smooth=median: posteriors median-filtered over {cfg.smooth_width} frames")
-    return smoothed_classes(
-        probabilities, offsets, cfg.smooth, cfg.smooth_width, cfg.hmm_weight, statistics,
-        cfg.hmm_prior_weight,
-    )  # fmt: skip
+        return median_filter(probabilities, offsets, cfg.smooth_width).argmax(1).numpy()
+    return probabilities.argmax(1).numpy()
