@@ -208,9 +208,14 @@ def symmetric_kl(logits: torch.Tensor, twin: torch.Tensor) -> torch.Tensor:
 
 
 class StopOnSignal:
-    """Turn SIGINT/SIGTERM into a flag the loop checks after each batch (main thread only)."""
+    """Turn SIGINT/SIGTERM into a flag the loop checks after each batch (main thread only).
+
+    A signal that came too late for the run to act on it (during the last dev pass, or just
+    before a search's pruner stopped the run) stays on record in `StopOnSignal.received`, so
+    that a caller running several trainings (a search worker) stops after this one."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
+    received = 0  # the last signal any run of this process received
 
     def __init__(self) -> None:
         self.signal_number = 0
@@ -226,7 +231,7 @@ class StopOnSignal:
     def _handle(self, number: int, frame: Any) -> None:
         if self.signal_number:  # a second Ctrl-C: stop now
             raise KeyboardInterrupt
-        self.signal_number = number
+        self.signal_number = StopOnSignal.received = number
         print(f"\n{signal.Signals(number).name}: saving checkpoints/last.pt after this batch")
 
     def __enter__(self) -> StopOnSignal:

@@ -67,3 +67,23 @@ def test_a_bad_setting_raises_one_line_and_is_recorded(tmp_path: Path) -> None:
         phonemlp.train(["context=99"], run_dir=tmp_path / "bad")
     status = read_status(tmp_path / "bad")
     assert status["status"] == "failed" and "context=99" in status["error"]
+
+
+def test_a_signal_the_run_could_not_act_on_stays_on_record(corpus: Path, tmp_path: Path) -> None:
+    """SIGTERM during the last epoch's dev pass: the run finishes, and the signal is kept for a
+    caller that runs several trainings (a search worker stops after this one)."""
+    import os
+    import signal
+
+    from phonemlp.loop import StopOnSignal
+
+    def late_signal(epoch: int, row: dict) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)  # handled by the run's own StopOnSignal
+
+    StopOnSignal.received = 0
+    summary = phonemlp.train(
+        [f"data.root={corpus}", *QUICK], run_dir=tmp_path / "late", on_epoch=late_signal
+    )
+    assert summary["epochs"] == 1 and read_status(tmp_path / "late")["status"] == "finished"
+    assert StopOnSignal.received == signal.SIGTERM
+    StopOnSignal.received = 0

@@ -17,6 +17,7 @@ from typing import Any, TextIO
 from optuna.trial import Trial, TrialState
 
 from phonemlp.errors import RunPruned, user_error_message
+from phonemlp.loop import StopOnSignal
 from phonemlp.search.settings import SearchSettings
 from phonemlp.search.space import override
 from phonemlp.search.study import SearchStudy
@@ -57,6 +58,8 @@ class Worker:
                     continue
                 assert trial is not None
                 self.run_trial(trial, resume=kind == "resume")
+                if StopOnSignal.received:  # it came as the trial ended: stop here
+                    raise SystemExit(128 + StopOnSignal.received)
         finally:
             self._stop.set()
         if kind == "failing":
