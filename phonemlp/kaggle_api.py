@@ -28,7 +28,6 @@ from phonemlp.errors import PhonemlpError
 from phonemlp.progress import progress_bar
 
 DEFAULT_COMPETITION = "11785-spring-25-hw-1-p-2"
-DAILY_SUBMISSIONS = 10
 MARKER = ".phonemlp-download.json"  # written last: its presence means the download is complete
 STAGING = ".phonemlp-download"  # the archive and its extraction while a download is under way
 # Every source the kaggle package (2.1.1 and later) accepts, in the order it tries them.
@@ -180,8 +179,8 @@ def describe_api_error(error: BaseException, action: str, competition: str) -> s
     if status is not None:
         if status == 429 or "limit" in lowered or "daily" in lowered:
             return (
-                f"{action}: Kaggle refused it (HTTP {status}): over the limit of "
-                f"{DAILY_SUBMISSIONS} submissions a day or of requests; try again later "
+                f"{action}: Kaggle refused it (HTTP {status}): over the competition's daily "
+                f"submission limit or Kaggle's request limit; try again later "
                 f"(Kaggle says: {detail})"
             )
         if status == 401:

@@ -443,8 +443,8 @@ def test_submit_without_credentials(
     [
         (requests.ConnectionError("Name or service not known"), None, "cannot reach Kaggle"),
         (requests.Timeout("read timed out"), None, "cannot reach Kaggle"),
-        (http_error(400, "Submission limit reached"), None, "10 submissions a day"),
-        (http_error(429, "Too Many Requests"), None, "10 submissions a day"),
+        (http_error(400, "Submission limit reached"), None, "daily submission limit"),
+        (http_error(429, "Too Many Requests"), None, "daily submission limit"),
         (http_error(400, "Submission file rejected: bad format"), None, "bad format"),
         (http_error(401, f"key {SECRET} invalid"), None, "rejected the credentials"),
         (RuntimeError("something odd"), None, "RuntimeError: something odd"),
