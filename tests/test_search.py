@@ -130,8 +130,8 @@ def test_settings_and_overrides_are_told_apart() -> None:
 
 def test_help_and_one_line_errors(corpus: Path, tmp_path: Path) -> None:
     text = search(tmp_path, "--help").stdout
-    for key in ("study=", "n_trials=", "workers=", "space=", "pruner=", "storage=", "dir=",
-                "launcher=", "slurm.KEY", "report=true"):  # fmt: skip
+    for key in ("study:", "n_trials:", "workers:", "space:", "pruner:", "storage:", "dir:",
+                "launcher:", "slurm.KEY", "report:"):  # fmt: skip
         assert key in text
     for args, message in [
         (search_args(corpus, "e", "epoch=2"), "phonemlp-train overrides: Could not override"),
@@ -393,3 +393,24 @@ def test_submitit_local_jobs_run_the_workers(corpus: Path, tmp_path: Path) -> No
     assert states(study) == ["COMPLETE"] * 2
     assert len({read_status(folder / "trials" / str(n))["pid"] for n in (0, 1)}) == 2
     assert (folder / "trials.csv").is_file()
+
+
+def test_help_is_the_file_the_defaults_come_from() -> None:
+    """conf/search_command.yaml gives --help and the defaults; it has every key of the schema."""
+    from dataclasses import fields
+
+    from omegaconf import OmegaConf
+
+    from phonemlp.search.settings import SearchSettings, search_defaults, search_help
+
+    defaults = OmegaConf.to_object(search_defaults())
+    assert {f.name for f in fields(SearchSettings)} == set(
+        OmegaConf.to_container(
+            OmegaConf.load(Path(__file__).parents[1] / "conf" / "search_command.yaml")
+        )
+    )
+    text = search_help()
+    assert text.startswith("usage: phonemlp-search study=NAME")
+    for field in fields(SearchSettings):
+        assert f"\n{field.name}: " in text
+    assert defaults.n_trials == 20 and defaults.pruner == "median"

@@ -1,4 +1,4 @@
-"""phonemlp-search: the command (see settings.HELP, or phonemlp-search --help)."""
+"""phonemlp-search: the command (conf/search_command.yaml, or phonemlp-search --help)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import signal
 import sys
 
 from phonemlp.errors import PhonemlpError, exit_on_user_error
-from phonemlp.search.settings import HELP, SearchSettings, parse_settings, split_arguments
+from phonemlp.search.settings import SearchSettings, parse_settings, search_help, split_arguments
 from phonemlp.search.space import Param, free_params, load_space, override
 from phonemlp.search.worker import EXIT_FAILING
 
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if {"-h", "--help"} & set(argv):
         with exit_on_user_error(PROGRAM):
-            print(HELP, end="")
+            print(search_help(), end="")
         return
     with exit_on_user_error(PROGRAM):
         code = run(argv)

@@ -43,50 +43,22 @@ class SearchSettings:
 
 SEARCH_KEYS = {f.name for f in fields(SearchSettings)}
 
-HELP = """\
-phonemlp-search: a resumable, parallel, pruning Optuna search of phonemlp-train settings.
+COMMAND_CONFIG = "search_command"  # conf/search_command.yaml: the defaults and --help
 
-  phonemlp-search study=s1 data.root=/data/hw1p2 n_trials=40 workers=2 epochs=10
-  phonemlp-search study=s1 ...                   # the same command again continues the study
-  phonemlp-search study=s1 report=true           # best trial, importances, table, plot, now
-  phonemlp-search study=s1 launcher=slurm workers=8 slurm.partition=gpu data.root=...
-  phonemlp-ablate searches/s1                    # every trial as a run, pruned ones included
 
-Search keys (key=value); every other key=value is a phonemlp-train override given to every
-trial (data.root=R, epochs=10, experiment=subset_search, model.depth=3, ...):
+def search_help() -> str:
+    """--help: conf/search_command.yaml, the same file the defaults come from."""
+    from phonemlp.cli import command_help
 
-  study=NAME        the study (required); trials, storage and results in searches/NAME/
-  n_trials=20       finished + pruned trials the study ends with (kept across runs; a failed
-                    or killed trial is replaced)
-  workers=1         worker processes; each starts the next trial as soon as its last one ends
-  space=default     the search space: conf/search/NAME.yaml (shipped: default, tiny) or a
-                    path to a .yaml file of that form (syntax at the top of default.yaml).
-                    A key also given as an override is fixed there and leaves the search
-  pruner=median     median | hyperband | none: stop a trial whose dev accuracy lags
-  pruner_startup=5  median: finished trials before pruning starts
-  pruner_warmup=1   median: epochs a trial always runs before it can be pruned
-  sampler=tpe       tpe (constant liar, for parallel workers) | random
-  sampler_seed=null seed of the samplers (worker i: sampler_seed + i)
-  storage=null      null: a journal file searches/NAME/journal.log (several machines on a
-                    shared filesystem can share it); or an Optuna storage URL
-                    (postgresql://user:pass@host/db, sqlite:///search.db) or a journal file path
-  dir=null          the study folder (default searches/NAME, relative to the current folder)
-  launcher=local    local: worker processes on this machine (one GPU each, round-robin, where
-                    there are several); slurm: one Slurm job per worker through submitit, with
-                    conf/hydra/launcher/slurm.yaml's settings; submitit_local: the same jobs as
-                    local processes (to try the Slurm route without Slurm)
-  slurm.KEY=VALUE   a setting of conf/hydra/launcher/slurm.yaml (slurm.partition=gpu,
-                    slurm.timeout_min=600, slurm.gpus_per_node=1, slurm.mem_gb=64, ...)
-  max_failures=5    stop starting trials after this many failed in a row (a bad data.root...)
-  stale_after_s=300 a trial whose worker runs on another host is taken as dead when it has
-                    not been heard of for this long (same host: its process is checked)
-  report=true       only write and print the results of the study as it stands
+    return command_help("phonemlp-search", COMMAND_CONFIG) + "\n"
 
-The study folder holds trials/<number>/ (an ordinary phonemlp-train run folder per trial),
-trials.csv, search.png (history, dev accuracy per epoch, importances) and report.md, with the
-best trial as a ready phonemlp-train command. Ctrl-C or SIGTERM stops every worker after its
-current batch; the trials they were running resume from their checkpoints on the next run.
-"""
+
+def search_defaults() -> Any:
+    """The search's keys typed by SearchSettings, with conf/search_command.yaml's values."""
+    from importlib import resources
+
+    text = resources.files("phonemlp.conf").joinpath(f"{COMMAND_CONFIG}.yaml").read_text()
+    return OmegaConf.merge(OmegaConf.structured(SearchSettings), OmegaConf.create(text))
 
 
 def split_arguments(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -112,7 +84,7 @@ def split_arguments(argv: list[str]) -> tuple[list[str], list[str]]:
 
 def parse_settings(own: list[str]) -> SearchSettings:
     """The search keys of the command line, typed and checked; one line naming a bad key."""
-    schema = OmegaConf.structured(SearchSettings)
+    schema = search_defaults()
     for text in own:
         try:
             given = OmegaConf.from_dotlist([text])
