@@ -25,9 +25,7 @@ CONFIG_PATH = "pkg://phonemlp.conf"
 
 def train() -> None:
     """phonemlp-train: one run, or a sweep with -m (each job a run; failures score -inf)."""
-    _check_overrides("phonemlp-train", "config")
-    with _quick_exit():
-        hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="config")(_train_job)()
+    _hydra_app("phonemlp-train", "config", _train_job)
 
 
 @contextlib.contextmanager
@@ -49,21 +47,19 @@ def _quick_exit() -> Iterator[None]:
     os._exit(code)
 
 
-def _check_overrides(program: str, config_name: str) -> None:
-    """A single run's overrides composed before Hydra's app starts, so that a misspelt key or
-    a bad value is one line and exit status 2 (Hydra would print its own several lines)."""
-    args = sys.argv[1:]
-    if any(arg in ("-h", "--help", "--hydra-help", "-c", "--cfg", "-i", "--info") for arg in args):
+def _hydra_app(program: str, config_name: str, task: Any) -> None:
+    """Run `task` as Hydra's app for `program`. A problem the user can fix (a misspelt key, a
+    wrong type, an unknown group option, a bad setting) ends as one line and exit status 2:
+    Hydra hands its own errors on (HYDRA_FULL_ERROR) instead of printing several lines."""
+    from phonemlp.errors import exit_on_user_error
+
+    if any(a in ("-h", "--help", "--hydra-help", "-c", "--cfg", "-i", "--info") for a in sys.argv):
         import signal  # printing only: end quietly if the reader stops early (| head)
 
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    if any(arg.startswith("-") for arg in args):  # -m sweeps, --help, --cfg: Hydra's own
-        return
-    from phonemlp.api import compose
-    from phonemlp.errors import exit_on_user_error
-
-    with exit_on_user_error(program):
-        compose(config_name, [arg for arg in args if not arg.startswith("hydra.")])
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    with _quick_exit(), exit_on_user_error(program):
+        hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name=config_name)(task)()
 
 
 def _train_job(cfg: DictConfig) -> float:
@@ -98,11 +94,7 @@ def _train_job(cfg: DictConfig) -> float:
 
 def predict() -> None:
     """phonemlp-predict: a Kaggle CSV (or the dev accuracy) from checkpoints."""
-    _check_overrides("phonemlp-predict", "predict")
-    with _quick_exit():
-        hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="predict")(
-            _predict_job
-        )()
+    _hydra_app("phonemlp-predict", "predict", _predict_job)
 
 
 def _predict_job(cfg: DictConfig) -> Any:
