@@ -1,7 +1,7 @@
 """phonemlp-bench: how fast phonemlp is on this machine, and against the starter notebook.
 
 phonemlp-bench                                        # the embedded demo corpus
-phonemlp-bench data.root=../shared/corpora/festival-small out=bench.json
+phonemlp-bench data.root=/data/11785-s25-hw1p2 out=bench.json
 phonemlp-bench generate.frames=36091157 generate.root=/tmp/hw1p2-36M sections=[load,memory]
 
 Sections (conf/bench.yaml `sections`), each a set of figures in the JSON file and the table:
