@@ -8,15 +8,13 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
-from importlib import resources
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from phonemlp.bench.corpus import DEV, TRAIN
 from phonemlp.bench.starter import NOT_FOUND, load_starter, starter_script
@@ -158,42 +156,37 @@ class Bench:
 
     # (c) training and (d) prediction --------------------------------------------------
 
-    def model(self, widths: list[int], input_dim: int) -> torch.nn.Module:
-        text = resources.files("phonemlp.conf").joinpath("model/cylinder.yaml").read_text()
-        model_cfg = OmegaConf.create(text)
-        model_cfg.widths = list(widths)
-        return build_model(model_cfg, input_dim, NUM_CLASSES).to(self.device)
+    def run_config(self, widths: list[int]) -> DictConfig:
+        """phonemlp-train's own config for a model of these widths (its defaults: GELU +
+        BatchNorm, dropout, fused AdamW) at the bench's batch size and precision."""
+        from phonemlp.api import compose
 
-    def optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer:
-        """The default optimizer (conf/optimizer/adamw.yaml), fused as phonemlp-train makes it."""
-        text = resources.files("phonemlp.conf").joinpath("optimizer/adamw.yaml").read_text()
-        options = OmegaConf.to_container(OmegaConf.create(text))
-        options = {k: v for k, v in options.items() if not k.startswith("_")}
-        return torch.optim.AdamW(model.parameters(), fused=True, **options)
+        listed = ",".join(str(width) for width in widths)
+        settings = [f"model.widths=[{listed}]", f"batch_size={self.cfg.batch_size}"]
+        return compose("config", [*settings, "scheduler=constant", f"precision={self.precision}"])
+
+    def model(self, widths: list[int], input_dim: int) -> torch.nn.Module:
+        model_cfg = self.run_config(widths).model
+        return build_model(model_cfg, input_dim, NUM_CLASSES).to(self.device)
 
     def train_rate(
         self, model: torch.nn.Module, windows: WindowedSplit, rounds: int, batches: int
     ) -> list[float]:
-        """Training frames/s per round: the step phonemlp-train takes (train.train_epoch)."""
-        optimizer = self.optimizer(model)
+        """Training frames/s per round, through phonemlp-train's own step (loop.Trainer)."""
+        from phonemlp.loop import EpochTotals, Trainer
+
+        cfg = self.run_config(model.widths)
+        trainer = Trainer(cfg, model, self.precision, windows.feature_dim, batches)
+        totals = EpochTotals(self.device, None)
         stream = endless_batches(windows, self.cfg.batch_size)
-        loss_sum = torch.zeros((), device=self.device, dtype=torch.float64)
-        correct = torch.zeros((), device=self.device, dtype=torch.int64)
         model.train()
 
         def steps(count: int) -> int:
-            nonlocal loss_sum, correct
             frames = 0
             for _ in range(count):
                 batch, labels = next(stream)
-                with autocast(self.device, self.precision):
-                    logits = model(batch)
-                    loss = F.cross_entropy(logits.float(), labels)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                loss_sum += loss.detach() * len(labels)
-                correct += (logits.argmax(1) == labels).sum()
+                loss, logits = trainer.step(batch, labels)
+                totals.add(loss, logits, labels)
                 frames += len(labels)
             synchronize(self.device)
             return frames
