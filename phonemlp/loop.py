@@ -91,6 +91,7 @@ class Trainer:
         )
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=precision == "fp16")
         self.progress = Progress()
+        self._finite_at_step = -1  # the optimizer step whose weights were last found finite
         self.augmenting = augment_enabled(cfg.augment)
         if cfg.compile:  # CUDA graphs on a GPU (no per-kernel launch cost); names unchanged
             mode = "reduce-overhead" if self.device.type == "cuda" else None
@@ -140,11 +141,17 @@ class Trainer:
         return 0.0
 
     def check_finite(self, loss: float | None = None) -> None:
-        """Raise Diverged unless the loss (when given), every weight and the EMA are finite."""
-        tensors = [*self.model.parameters()]
-        if self.ema is not None:
-            tensors += [*self.ema.module.parameters()]
-        weights_ok = bool(torch.stack([t.detach().isfinite().all() for t in tensors]).all())
+        """Raise Diverged unless the loss (when given), every weight and the EMA are finite.
+        The weights are scanned once per optimizer step (an epoch end saves last.pt and
+        best.pt from the same weights)."""
+        weights_ok = self._finite_at_step == self.progress.step
+        if not weights_ok:
+            tensors = [*self.model.parameters()]
+            if self.ema is not None:
+                tensors += [*self.ema.module.parameters()]
+            weights_ok = bool(torch.stack([t.detach().isfinite().all() for t in tensors]).all())
+            if weights_ok:
+                self._finite_at_step = self.progress.step
         if weights_ok and (loss is None or math.isfinite(loss)):
             return
         what = f"the loss ({loss})" if weights_ok else "the weights"
