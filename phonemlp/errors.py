@@ -38,8 +38,6 @@ def user_error_message(error: BaseException) -> str | None:
         if error.__cause__ is not None and "Error merging override" in text:
             text += ": " + str(error.__cause__).splitlines()[0]  # why (a wrong type)
         return f"config: {' '.join(text.split())}"
-    if type(error).__name__ == "OutOfMemoryError":  # torch's
-        return "out of GPU memory; try a smaller batch_size, a smaller model, or device=cpu"
     return None
 
 
