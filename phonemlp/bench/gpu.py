@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,17 @@ def metrics_rows(run_dir: Path) -> list[dict[str, float]]:
 
 def _tail(text: str, lines: int = 25) -> str:
     return "\n".join(text.splitlines()[-lines:])
+
+
+@contextlib.contextmanager
+def output_to(log: Path) -> Iterator[None]:
+    """Send what an in-process run prints (its log lines, progress) to `log`."""
+    with (
+        open(log, "w") as stream,
+        contextlib.redirect_stdout(stream),
+        contextlib.redirect_stderr(stream),
+    ):
+        yield
 
 
 class GpuCheck:
@@ -236,15 +248,11 @@ class GpuCheck:
         log = self.work / f"{name}.log"
         started = time.perf_counter()
         try:
-            with (
-                open(log, "w") as out,
-                contextlib.redirect_stdout(out),
-                contextlib.redirect_stderr(out),
-            ):
+            with output_to(log):
                 try:
                     phonemlp.train(overrides, run_dir)
                 except BaseException:
-                    traceback.print_exc(file=out)
+                    traceback.print_exc()  # into the log (stderr is redirected)
                     raise
         except Exception as error:
             first = (str(error).splitlines() or [""])[0]
@@ -414,11 +422,7 @@ class GpuCheck:
         log = self.work / "predict.log"
         started = time.perf_counter()
         try:
-            with (
-                open(log, "w") as stream,
-                contextlib.redirect_stdout(stream),
-                contextlib.redirect_stderr(stream),
-            ):
+            with output_to(log):
                 result = phonemlp.predict(
                     str(self.resumed), out=str(out),
                     overrides=[f"data.root={self.test_root}", f"device={self.g.device}"],

@@ -82,7 +82,7 @@ class Worker:
     # --- one trial ---------------------------------------------------------------------------
 
     def run_trial(self, trial: Trial, resume: bool) -> None:
-        from phonemlp.api import train  # not phonemlp.train: the submodule shadows it
+        from phonemlp.api import train
 
         number = trial.number
         folder = self.study.trial_dir(number)
