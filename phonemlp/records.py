@@ -19,6 +19,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,8 @@ RUNNING, FINISHED, FAILED, INTERRUPTED = "running", "finished", "failed", "inter
 PRUNED = "pruned"  # stopped early by a search's pruner; its checkpoints are kept
 KILLED = "killed"  # read only: `running` on this host, but its process is gone
 UNFINISHED = "unfinished"  # read only: a run folder with no status record and no summary
+
+_STATUS_LOCK = threading.RLock()  # the tracker's reader thread updates the record too
 
 FAILED_SCORE = -math.inf
 """What a failed job of a Hydra sweep returns to the sweeper: the worst value."""
@@ -76,14 +79,16 @@ def read_status(run_dir: Path) -> dict[str, Any] | None:
 
 
 def write_status(run_dir: Path, record: dict[str, Any]) -> None:
-    write_text(Path(run_dir) / STATUS_FILE, json.dumps(record, indent=2) + "\n")
+    with _STATUS_LOCK:
+        write_text(Path(run_dir) / STATUS_FILE, json.dumps(record, indent=2) + "\n")
 
 
 def update_status(run_dir: Path, **fields: Any) -> None:
     """Add fields (e.g. params) to the record of a run in progress."""
-    record = read_status(run_dir)
-    if record is not None:
-        write_status(run_dir, {**record, **fields})
+    with _STATUS_LOCK:  # read and write as one: no thread's update is lost
+        record = read_status(run_dir)
+        if record is not None:
+            write_status(run_dir, {**record, **fields})
 
 
 def run_status(run_dir: Path) -> str:
@@ -142,8 +147,9 @@ def recorded(run_dir: Path) -> Iterator[None]:
         ended = {"status": INTERRUPTED, "error": _stop_message(error)}
         raise
     finally:
-        latest = read_status(run_dir) or record  # the run may have added params
-        write_status(run_dir, {**latest, **ended, "ended": _now()})
+        with _STATUS_LOCK:
+            latest = read_status(run_dir) or record  # the run may have added params
+            write_status(run_dir, {**latest, **ended, "ended": _now()})
         release_memory()
 
 

@@ -200,19 +200,3 @@ def write_best_model_reports(
     predictions = predictions.long().numpy()
     labels = data.dev.labels.cpu().numpy()
     return write_reports(run_dir, history, labels, predictions, data.dev_names, data.dev_offsets)
-
-
-def log_to_wandb(run: Any, paths: dict[str, Path]) -> None:
-    """Log the reports to a wandb run: each PNG as a wandb.Image under `reports/<name>`, each
-    CSV as a wandb.Table under `reports/<name>_table`."""
-    import wandb
-
-    logged: dict[str, Any] = {}
-    for path in paths.values():
-        if path.suffix == ".png":
-            logged[f"reports/{path.stem}"] = wandb.Image(str(path))
-        elif path.suffix == ".csv":
-            table = pd.read_csv(path)  # an absent class's accuracy stays NaN
-            logged[f"reports/{path.stem}_table"] = wandb.Table(dataframe=table)
-    if logged:
-        run.log(logged)

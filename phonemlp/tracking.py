@@ -1,17 +1,28 @@
 """Experiment tracking with wandb: offline by default (files in the run folder, no login).
 
-Each run is its own wandb run, closed when the run ends (normally or not). wandb starts in a
-background thread as the run starts, while the data loads and the first epoch trains, so its
-start-up (seconds) is not added to the run's time. In a Hydra sweep the runs are grouped by
-the sweep folder (unless wandb.group is set). The tracker also adds the model size to status.json.
+Each run is its own wandb run, kept by a small process of its own (`python -m
+phonemlp.tracking`) that the run starts and talks to over a pipe, one JSON line a message.
+wandb's start-up, logging and finish (seconds of Python work) thus run beside training on
+another core instead of competing with it for the interpreter. The run closes its wandb run
+when it ends, normally or not; if the training process dies without a word (kill -9), the
+tracking process sees its pipe close and closes the wandb run as failed. Ctrl-C and SIGTERM
+are left to the training process, which saves and then closes the wandb run itself. In a
+Hydra sweep the runs are grouped by the sweep folder (unless wandb.group is set). The tracker
+also adds the model size and the wandb run's id to status.json.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
+import os
+import signal
+import subprocess
+import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -20,17 +31,17 @@ from phonemlp.records import update_status
 log = logging.getLogger("phonemlp")
 
 SUMMARY_KEYS = ("params", "best_dev_acc", "best_epoch", "epochs", "train_frames_per_s")
+REPLY = "phonemlp-tracking "  # the tracking process's answers start with this on its stdout
 
 
 class Tracker:
     """One wandb run per training run; a no-op with wandb.mode=disabled. Use it with `with`."""
 
     def __init__(self, cfg: DictConfig, run_dir: Path) -> None:
-        self.run: Any = None
-        self.error: BaseException | None = None
         self.run_dir = run_dir
-        self.params: int | None = None
-        self.thread = None
+        self.process: subprocess.Popen[str] | None = None
+        self.reader: threading.Thread | None = None
+        self.failed = False
         if cfg.wandb.mode == "disabled":
             return
         settings = {
@@ -43,64 +54,150 @@ class Tracker:
             "dir": str(run_dir),
             "config": OmegaConf.to_container(cfg, resolve=True),
         }
-        self.thread = threading.Thread(target=self._start, args=(settings, run_dir), daemon=True)
-        self.thread.start()
-
-    def _start(self, settings: dict[str, Any], run_dir: Path) -> None:
+        package_parent = str(Path(__file__).resolve().parents[1])  # found even off sys.path
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            p for p in (package_parent, os.environ.get("PYTHONPATH")) if p
+        )}  # fmt: skip
         try:
-            import wandb
-
-            self.run = wandb.init(
-                **settings,
-                reinit="finish_previous",
-                settings=wandb.Settings(silent=True, console="off"),
-            )
-        except Exception as error:  # tracking must never lose the run itself
-            self.error = error
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "phonemlp.tracking"], stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, text=True, env=env,
+            )  # fmt: skip
+        except OSError as error:
+            log.warning(f"wandb: could not start ({error}); the run goes on untracked")
             return
-        update_status(run_dir, wandb_id=self.run.id, wandb_group=settings["group"])
-        group = settings["group"]
-        where = f" in group {group}" if group else ""
-        log.info(f"wandb: run {self.run.id} ({settings['mode']}){where} in {run_dir / 'wandb'}")
+        self.reader = threading.Thread(target=self._read, args=(settings,), daemon=True)
+        self.reader.start()
+        self._send("init", settings=settings)
+
+    def _send(self, op: str, **fields: Any) -> None:
+        if self.process is None or self.process.stdin is None or self.failed:
+            return
+        try:
+            self.process.stdin.write(json.dumps({"op": op, **fields}) + "\n")
+            self.process.stdin.flush()
+        except (BrokenPipeError, OSError):
+            self.failed = True  # the tracking process has gone; its reader says why
+
+    def _read(self, settings: dict[str, Any]) -> None:
+        """The tracking process's answers: its run's id once started, or why it failed."""
+        assert self.process is not None and self.process.stdout is not None
+        for line in self.process.stdout:
+            if not line.startswith(REPLY):
+                continue  # a stray line printed by wandb
+            answer = json.loads(line[len(REPLY) :])
+            if "started" in answer:
+                group = settings["group"]
+                update_status(self.run_dir, wandb_id=answer["started"], wandb_group=group)
+                where = f" in group {settings['group']}" if settings["group"] else ""
+                log.info(
+                    f"wandb: run {answer['started']} ({settings['mode']}){where} in "
+                    f"{self.run_dir / 'wandb'}"
+                )
+            elif "error" in answer:
+                self.failed = True
+                log.warning(f"wandb: {answer['error']}; the run goes on untracked")
 
     def describe(self, params: int) -> None:
         """The model's size, for status.json now and the wandb run's config."""
-        self.params = params
         update_status(self.run_dir, params=params)
-
-    def _ready(self) -> Any:
-        if self.thread is not None:
-            self.thread.join()
-            self.thread = None
-            if self.error is not None:
-                log.warning(f"wandb: could not start ({self.error}); the run goes on untracked")
-            elif self.params is not None:
-                self.run.config.update({"params": self.params}, allow_val_change=True)
-        return self.run
+        self._send("config", values={"params": params})
 
     def log(self, row: dict[str, Any]) -> None:
-        if self._ready() is not None:
-            self.run.log(row, step=int(row["epoch"]))
+        self._send("log", row=row, step=int(row["epoch"]))
 
     def log_reports(self, paths: dict[str, Path]) -> None:
         """The run's reports (phonemlp.reports.write_reports): images and tables."""
-        if self._ready() is not None and paths:
-            from phonemlp.reports import log_to_wandb
-
-            log_to_wandb(self.run, paths)
+        if paths:
+            self._send("reports", paths={name: str(path) for name, path in paths.items()})
 
     def finish(self, summary: dict[str, Any] | None) -> None:
-        """Close the wandb run, with the run's summary when it ended normally (else failed)."""
-        if self._ready() is None:
+        """Close the wandb run, with the run's summary when it ended normally (else failed),
+        and wait for the tracking process to end."""
+        if self.process is None:
             return
-        if summary is not None:
-            for key in SUMMARY_KEYS:
-                self.run.summary[key] = summary[key]
-        self.run.finish(exit_code=0 if summary is not None else 1)
-        self.run = None
+        values = {key: summary[key] for key in SUMMARY_KEYS} if summary is not None else None
+        self._send("finish", summary=values)
+        if self.process.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.process.stdin.close()
+        self.process.wait()
+        if self.reader is not None:
+            self.reader.join()
+        if self.process.returncode != 0 and not self.failed:
+            log.warning(f"wandb: the tracking process ended with status {self.process.returncode}")
+        self.process = None
 
     def __enter__(self) -> Tracker:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.finish(None)  # a run that ended early: closed as failed (a no-op after finish)
+
+
+def log_reports(run: Any, paths: dict[str, Path]) -> None:
+    """Log the reports to a wandb run: each PNG as a wandb.Image under `reports/<name>`, each
+    CSV as a wandb.Table under `reports/<name>_table`."""
+    import pandas as pd
+    import wandb
+
+    logged: dict[str, Any] = {}
+    for path in map(Path, paths.values()):
+        if path.suffix == ".png":
+            logged[f"reports/{path.stem}"] = wandb.Image(str(path))
+        elif path.suffix == ".csv":
+            table = pd.read_csv(path)  # an absent class's accuracy stays NaN
+            logged[f"reports/{path.stem}_table"] = wandb.Table(dataframe=table)
+    if logged:
+        run.log(logged)
+
+
+def serve(requests: IO[str], replies: IO[str]) -> None:
+    """The tracking process: one wandb run, driven by the JSON lines of `requests`."""
+
+    def reply(**answer: Any) -> None:
+        replies.write(REPLY + json.dumps(answer) + "\n")
+        replies.flush()
+
+    run = None
+    for line in requests:
+        request = json.loads(line)
+        op = request.pop("op")
+        try:
+            if op == "init":
+                import wandb
+
+                settings = wandb.Settings(silent=True, console="off")
+                run = wandb.init(**request["settings"], settings=settings)
+                reply(started=run.id)
+            elif run is None:
+                continue  # it never started; the training process was told why
+            elif op == "config":
+                run.config.update(request["values"], allow_val_change=True)
+            elif op == "log":
+                run.log(request["row"], step=request["step"])
+            elif op == "reports":
+                log_reports(run, request["paths"])
+            elif op == "finish":
+                for key, value in (request["summary"] or {}).items():
+                    run.summary[key] = value
+                run.finish(exit_code=0 if request["summary"] is not None else 1)
+                return
+        except Exception as error:  # tracking must never lose the run itself
+            message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            reply(error=f"{op} failed ({type(error).__name__}: {message})")
+            if op == "init":
+                return
+    if run is not None:  # the training process ended without a word (killed)
+        run.finish(exit_code=1)
+
+
+if __name__ == "__main__":
+    # The training process decides when to stop: a Ctrl-C or SIGTERM sent to the whole
+    # process group reaches this process too, and must not end the wandb run before the
+    # training process has saved and said how it ended.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    os.nice(10)  # training comes first; wandb (and its wandb-core) takes the spare CPU time
+    answers, sys.stdout = sys.stdout, sys.stderr  # wandb's own prints never reach the pipe
+    serve(sys.stdin, answers)

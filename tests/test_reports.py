@@ -11,7 +11,8 @@ from runner import summary, train_run
 
 from phonemlp.data.corpus import read_split
 from phonemlp.phonemes import CLASSES, INDEX
-from phonemlp.reports import log_to_wandb, write_reports
+from phonemlp.reports import write_reports
+from phonemlp.tracking import log_reports
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -125,7 +126,7 @@ def test_reports_are_logged_to_wandb_as_images_and_tables(tmp_path: Path) -> Non
     history = [{"epoch": 1, "train_loss": 1.0, "train_acc": 0.5, "dev_loss": 1.0, "dev_acc": 0.5}]
     paths = write_reports(tmp_path, history, labels, np.array([0, 1, 2, 2]), ["a-1"], [0, 4])
     run = Run()
-    log_to_wandb(run, paths)
+    log_reports(run, paths)
     (logged,) = run.logged
     assert isinstance(logged["reports/confusion"], wandb.Image)
     assert isinstance(logged["reports/learning_curves"], wandb.Image)

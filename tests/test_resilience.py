@@ -75,6 +75,33 @@ def test_sigkill_mid_epoch_then_resume_replays_exactly(corpus: Path, tmp_path: P
     assert all(torch.equal(ours[key], theirs[key]) for key in theirs)
 
 
+def test_sigkill_of_the_run_still_closes_its_wandb_run(corpus: Path, tmp_path: Path) -> None:
+    """wandb runs in a process of its own beside training: when training is killed without a
+    word, that process sees its pipe close, closes the wandb run as failed and exits."""
+    run_dir = tmp_path / "killed"
+    proc = start_training(run_dir, f"data.root={corpus}", *STEADY, "wandb.mode=offline")
+    deadline = time.monotonic() + 120
+    while "wandb_id" not in (read_status(run_dir) or {}):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "wandb never started"
+        time.sleep(0.05)
+    (tracking,) = map(int, Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split())
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    while Path(f"/proc/{tracking}").exists() and "Z" not in _state(tracking):
+        assert time.monotonic() < deadline + 120, "the tracking process outlived the run"
+        time.sleep(0.05)
+    (log,) = (run_dir / "wandb").glob("offline-run-*/logs/debug.log")
+    assert "finishing run" in log.read_text()
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "X"
+
+
 def test_sigint_and_sigterm_save_and_say_how_to_resume(corpus: Path, tmp_path: Path) -> None:
     """The signal's own save: last.pt moves past the periodic save to the batch the run stopped
     after, which the run names, and status.json says interrupted."""
