@@ -58,7 +58,7 @@ def check(options: DictConfig) -> None:
 
 
 def prepare(options: DictConfig) -> None:
-    from phonemlp.data.splits import load_split
+    from phonemlp.data.splits import Preparation, load_split
 
     root = _root(options, "phonemlp-data prepare ROOT")
     settings = options.data
@@ -68,16 +68,7 @@ def prepare(options: DictConfig) -> None:
     stats = None
     for split, labelled in splits.items():
         started = time.perf_counter()
-        data, stats = load_split(
-            root,
-            split,
-            settings.normalize,
-            labelled=labelled,
-            stats=stats,
-            cache=True,
-            cache_dir=settings.cache_dir,
-            dtype=settings.dtype,
-        )
+        data, stats = load_split(root, split, Preparation.of(settings, cache=True), labelled, stats)
         where = getattr(data.features, "filename", None)
         print(
             f"{split}: {len(data.names):,} utterances, {data.frames:,} frames, "

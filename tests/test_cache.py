@@ -18,7 +18,7 @@ import phonemlp.data.cache as cache
 from phonemlp.data.corpus import read_split
 from phonemlp.data.demo import write_demo_corpus
 from phonemlp.data.normalize import global_stats, normalize
-from phonemlp.data.splits import load_split
+from phonemlp.data.splits import Preparation, load_split
 from phonemlp.data.windows import WindowedSplit
 from phonemlp.errors import PhonemlpError
 
@@ -58,7 +58,8 @@ def folders(cache_dir: Path) -> list[Path]:
 
 
 def load(root: Path, cache_dir: Path, mode: str = "utterance", **options):
-    return load_split(root, TRAIN, mode, cache_dir=cache_dir, progress=False, **options)[0]
+    how = Preparation(mode, cache_dir=cache_dir, progress=False, **options)
+    return load_split(root, TRAIN, how)[0]
 
 
 # --- what a prepared split holds ------------------------------------------------------------
@@ -97,10 +98,8 @@ def test_second_load_maps_the_cache_without_reading_npy_files(
     assert isinstance(second.features, np.memmap)
     np.testing.assert_array_equal(np.asarray(second.features), np.asarray(first.features))
     # a subset (data.fraction) and another split dtype come from the same / a new folder
-    subset = load_split(
-        small, TRAIN, "utterance", utterances=first.names[1::2], cache_dir=tmp_path,
-        progress=False,
-    )[0]  # fmt: skip
+    how = Preparation("utterance", cache_dir=tmp_path, progress=False)
+    subset = load_split(small, TRAIN, how, utterances=first.names[1::2])[0]
     np.testing.assert_array_equal(
         frames_of(subset), frames_of(reference(small, "utterance", first.names[1::2]))
     )
@@ -198,9 +197,9 @@ def test_a_killed_build_leaves_nothing_used(
 
 def test_two_processes_preparing_at_once_both_succeed(small: Path, tmp_path: Path) -> None:
     code = (
-        "import sys; from phonemlp.data.splits import load_split; "
-        f"d, _ = load_split(sys.argv[1], {TRAIN!r}, 'utterance', cache_dir=sys.argv[2], "
-        "progress=False); print(d.frames)"
+        "import sys; from phonemlp.data.splits import Preparation, load_split; "
+        f"d, _ = load_split(sys.argv[1], {TRAIN!r}, Preparation(cache_dir=sys.argv[2], "
+        "progress=False)); print(d.frames)"
     )
     procs = [
         subprocess.Popen(

@@ -18,7 +18,7 @@ from phonemlp.corpus_check import class_table
 from phonemlp.data import cache
 from phonemlp.data.corpus import read_split
 from phonemlp.data.demo import write_demo_corpus
-from phonemlp.data.splits import load_split, storage_options
+from phonemlp.data.splits import Preparation, load_split
 from phonemlp.phonemes import NUM_CLASSES
 
 TRAIN, DEV, TEST = "train-clean-100", "dev-clean", "test-clean"
@@ -160,18 +160,9 @@ def test_prepare_builds_what_training_then_loads(
     monkeypatch.setattr(cache, "_write_prepared", must_not_build)
     with initialize_config_module(config_module="phonemlp.conf", version_base="1.3"):
         data_cfg = compose("config").data
-    options = storage_options(data_cfg)
+    how = Preparation.of(data_cfg, cache=True, cache_dir=folder, progress=False)
     for split, labelled in ((TRAIN, True), (DEV, True), (TEST, False)):
-        data, _ = load_split(
-            pristine,
-            split,
-            data_cfg.normalize,
-            labelled=labelled,
-            cache=True,
-            cache_dir=folder,
-            dtype=options["dtype"],
-            progress=False,
-        )
+        data, _ = load_split(pristine, split, how, labelled)
         assert isinstance(data.features, np.memmap)
 
 

@@ -24,7 +24,7 @@ from phonemlp.data.corpus import (
     split_files,
 )
 from phonemlp.data.demo import write_demo_corpus
-from phonemlp.data.splits import load_split
+from phonemlp.data.splits import Preparation, load_split
 from phonemlp.phonemes import CLASSES, INDEX
 from phonemlp.prediction import read_label_csv, write_submission
 from phonemlp.submission import count_frames, submission_header, validate_submission
@@ -108,7 +108,8 @@ def test_a_cache_prepared_in_the_old_order_is_not_reused(renamed: Path, tmp_path
     )
     stale = cache.prepare_cached(old, "none", "float32", tmp_path / "cache", progress=False)
     assert stale.names == bare
-    data, _ = load_split(root, TRAIN, "none", cache_dir=tmp_path / "cache", progress=False)
+    how = Preparation("none", cache_dir=tmp_path / "cache", progress=False)
+    data, _ = load_split(root, TRAIN, how)
     assert data.names == STARTER_ORDER
     truth = read_split(root, TRAIN, progress=False)
     assert (data.labels == truth.labels).all()

@@ -27,7 +27,7 @@ from phonemlp.bench.timing import (
     synchronize,
 )
 from phonemlp.data.corpus import Split
-from phonemlp.data.splits import load_split
+from phonemlp.data.splits import Preparation, load_split
 from phonemlp.data.windows import WindowedSplit
 from phonemlp.model import autocast_dtype, build_model
 from phonemlp.phonemes import NUM_CLASSES
@@ -49,16 +49,12 @@ class Bench:
         self._peaks: dict[str, list[float]] = {"fp32": [], "bf16": []}
 
     def load(self, split: str = TRAIN, labelled: bool = True) -> Split:
-        data, _ = load_split(
-            self.root,
-            split,
-            self.cfg.data.normalize,
-            labelled=labelled,
-            cache_dir=self.cache_dir,
-            dtype=self.cfg.data.dtype,
-            progress=False,
-        )
-        return data
+        return load_split(self.root, split, self.prepared(), labelled)[0]
+
+    def prepared(self, **changes: Any) -> Preparation:
+        """The bench's own prepared-split cache, without progress bars."""
+        settings = {"cache": True, "cache_dir": self.cache_dir, "progress": False, **changes}
+        return Preparation.of(self.cfg.data, **settings)
 
     def peak(self, dtype: torch.dtype) -> float:
         """This machine's matmul FLOP/s in `dtype`, measured now (and recorded)."""
@@ -77,18 +73,12 @@ class Bench:
         npy = []
         for _ in range(cfg.load.npy_repeats):
             started = time.perf_counter()
-            data, _ = load_split(
-                self.root, TRAIN, cfg.data.normalize, cache=False, dtype=cfg.data.dtype,
-                progress=False,
-            )  # fmt: skip
+            data, _ = load_split(self.root, TRAIN, self.prepared(cache=False))
             npy.append(time.perf_counter() - started)
             del data
         fresh = self.work / "fresh-cache"
         started = time.perf_counter()
-        load_split(
-            self.root, TRAIN, cfg.data.normalize, cache_dir=fresh, dtype=cfg.data.dtype,
-            progress=False,
-        )  # fmt: skip
+        load_split(self.root, TRAIN, self.prepared(cache_dir=fresh))
         build = time.perf_counter() - started
         shutil.rmtree(fresh, ignore_errors=True)
         self.load()  # the bench's own prepared split (built here if not yet)
@@ -285,10 +275,8 @@ class Bench:
         for dtype in self.cfg.memory.dtypes:
             run_dir = self.work / f"memory-{dtype}"
             command = self.train_command(run_dir, f"data.dtype={dtype}", *self.cfg.memory.args)
-            load_split(  # prepared before, so that the peak is that of a run with a warm cache
-                self.root, TRAIN, self.cfg.data.normalize, cache_dir=self.cache_dir,
-                dtype=dtype, progress=False,
-            )  # fmt: skip
+            # prepared before, so that the peak is that of a run with a warm cache
+            load_split(self.root, TRAIN, self.prepared(dtype=dtype))
             train_s, train_peak = run_checked(command, self.work / f"train-{dtype}.log", self.work)
             predict_command = [
                 str(BIN / "phonemlp-predict"),

@@ -31,7 +31,8 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -106,26 +107,38 @@ def _source(key: dict) -> dict:
 # --- building ----------------------------------------------------------------------------
 
 
-def build_rows(
-    files: SplitFiles,
-    normalize: str,
-    dtype: np.dtype,
-    pad: int,
-    put: Callable[[np.ndarray], None],
-    lengths: np.ndarray,
-    labels: np.ndarray | None,
-    sums: np.ndarray,
-    progress: bool = True,
-) -> None:
-    """Read, check and normalise every utterance and hand its rows to `put`, in layout order.
+@dataclass
+class Tables:
+    """What preparing a split fills in beside its features: each utterance's frame count and
+    moments (utterances, 2, dim), and every frame's label (None for a test split)."""
 
-    `put` receives the zero padding too, so that the rows it is given, concatenated, are
-    the prepared features. `labels` and `sums` (utterances, 2, dim) are filled in.
+    lengths: np.ndarray
+    sums: np.ndarray
+    labels: np.ndarray | None
+
+    @classmethod
+    def empty(cls, files: SplitFiles) -> Tables:
+        lengths, dim = frame_counts(files)
+        labelled = files.transcripts is not None
+        labels = np.empty(int(lengths.sum()), np.uint8) if labelled else None
+        return cls(lengths, np.empty((len(lengths), 2, dim)), labels)
+
+
+def build_rows(
+    files: SplitFiles, normalize: str, dtype: np.dtype, pad: int, tables: Tables,
+    progress: bool = True,
+) -> Iterator[np.ndarray]:  # fmt: skip
+    """Read, check and normalise every utterance and yield its rows, in layout order, filling
+    in `tables` on the way.
+
+    The zero padding is yielded too, so that the blocks, concatenated, are the prepared
+    features.
     """
+    lengths, sums, labels = tables.lengths, tables.sums, tables.labels
     dim = sums.shape[2]
     zeros = np.zeros((pad, dim), dtype)
     offsets = np.concatenate([[0], np.cumsum(lengths)])
-    put(zeros)
+    yield zeros
     bar = progress_bar(
         range(len(files.names)), len(files.names), desc=f"preparing {files.split}", unit="utt",
         disable=not progress,
@@ -142,8 +155,8 @@ def build_rows(
                 f"{files.mfcc[u]}: values beyond the float16 range "
                 f"(largest magnitude {np.abs(features).max():.3g}); use data.dtype=float32"
             )
-        put(stored)
-        put(zeros)
+        yield stored
+        yield zeros
         if labels is not None:
             labels[offsets[u] : offsets[u + 1]] = utterance_labels
 
@@ -161,19 +174,14 @@ def prepare_in_memory(
 ) -> Split:
     """A prepared split built in memory only (data.cache=false)."""
     store = storage_dtype(dtype)
-    lengths, dim = frame_counts(files)
-    offsets, starts, rows = _layout(lengths, pad)
-    features = np.empty((rows, dim), dtype=store)
-    labels = np.empty(int(offsets[-1]), np.uint8) if files.transcripts is not None else None
-    sums = np.empty((len(lengths), 2, dim))
+    tables = Tables.empty(files)
+    offsets, starts, rows = _layout(tables.lengths, pad)
+    features = np.empty((rows, tables.sums.shape[2]), dtype=store)
     cursor = 0
-
-    def put(block: np.ndarray) -> None:
-        nonlocal cursor
+    for block in build_rows(files, normalize, store, pad, tables, progress):
         features[cursor : cursor + len(block)] = block
         cursor += len(block)
-
-    build_rows(files, normalize, store, pad, put, lengths, labels, sums, progress)
+    labels, sums = tables.labels, tables.sums
     return Split(files.split, files.names, features, offsets, labels, starts, pad, sums)
 
 
@@ -194,23 +202,19 @@ def _write_prepared(
 ) -> None:
     """Build a prepared split into `folder` (a new, empty temporary folder)."""
     pad = key["pad"]
-    lengths, dim = frame_counts(files)
-    offsets, _, rows = _layout(lengths, pad)
-    labels = np.empty(int(offsets[-1]), np.uint8) if files.transcripts is not None else None
-    sums = np.empty((len(lengths), 2, dim))
+    tables = Tables.empty(files)
+    offsets, _, rows = _layout(tables.lengths, pad)
+    dim = tables.sums.shape[2]
     with open(folder / "features.npy", "wb", buffering=_WRITE_BUFFER) as file:
         _write_header(file, dtype, (rows, dim))
-
-        def put(block: np.ndarray) -> None:
+        for block in build_rows(files, key["normalize"], dtype, pad, tables, progress):
             file.write(memoryview(np.ascontiguousarray(block)).cast("B"))
-
-        build_rows(files, key["normalize"], dtype, pad, put, lengths, labels, sums, progress)
         file.flush()
         os.fsync(file.fileno())
     _save(folder / "offsets.npy", offsets)
-    _save(folder / "moments.npy", sums)
-    if labels is not None:
-        _save(folder / "labels.npy", labels)
+    _save(folder / "moments.npy", tables.sums)
+    if tables.labels is not None:
+        _save(folder / "labels.npy", tables.labels)
     (folder / "names.json").write_text(json.dumps(files.names))
     meta = {
         "key": key,

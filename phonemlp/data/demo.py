@@ -340,16 +340,19 @@ def _utterance_names(
     return named
 
 
+_SPLIT_SEEDS = {TRAIN_SPLIT: 2, DEV_SPLIT: 3, TEST_SPLIT: 4}  # each split's own random stream
+
+
 def _write_split(
     root: pathlib.Path,
     split: str,
-    split_code: int,
     speakers: list[_Speaker],
     count: int,
     language: _Language,
     seed: int,
 ) -> list[np.ndarray]:
     """Write one split's files; return its frame labels in sorted file-name order."""
+    split_code = _SPLIT_SEEDS[split]
     (root / split / "mfcc").mkdir(parents=True)
     with_transcripts = split != TEST_SPLIT
     if with_transcripts:
@@ -384,11 +387,9 @@ def write_demo_corpus(
     root.mkdir(parents=True)
     language = _make_language(np.random.default_rng([seed, 0]))
     seen, unseen = _make_speakers(np.random.default_rng([seed, 1]))
-    _write_split(root, TRAIN_SPLIT, 2, seen, train_utterances, language, seed)
-    _write_split(root, DEV_SPLIT, 3, seen, dev_utterances, language, seed)
-    test_labels = _write_split(
-        root, TEST_SPLIT, 4, [*seen, unseen], test_utterances, language, seed
-    )
+    _write_split(root, TRAIN_SPLIT, seen, train_utterances, language, seed)
+    _write_split(root, DEV_SPLIT, seen, dev_utterances, language, seed)
+    test_labels = _write_split(root, TEST_SPLIT, [*seen, unseen], test_utterances, language, seed)
     symbols = np.concatenate(test_labels) if test_labels else np.array([], dtype="<U5")
     table = pd.DataFrame({"Id": np.arange(len(symbols)), "Label": symbols})
     table.to_csv(root / "test_labels.csv", index=False)

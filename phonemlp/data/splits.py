@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,47 +52,57 @@ def training_subset(root: Path, split: str, fraction: float, seed: int) -> list[
     return [names[i] for i in sorted(chosen)]
 
 
-def storage_options(data_cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """The cache settings of a `data` config (defaults for configs older than them)."""
-    return {
-        "cache": bool(data_cfg.get("cache", True)),
-        "cache_dir": data_cfg.get("cache_dir"),
-        "dtype": str(data_cfg.get("dtype", "float32")),
-    }
+@dataclass(frozen=True)
+class Preparation:
+    """How a split is read: its normalisation, the dtype its features are stored in, and
+    whether it is prepared once into the cache (`cache_dir`, default the user's phonemlp
+    cache) and memory-mapped from there, or built in memory each time."""
+
+    normalize: str = "utterance"
+    dtype: str = "float32"
+    cache: bool = True
+    cache_dir: str | Path | None = None
+    progress: bool = True
+
+    @classmethod
+    def of(cls, data_cfg: Mapping[str, Any], **changes: Any) -> Preparation:
+        """A `data` config's settings (defaults for configs older than the cache settings)."""
+        settings = {
+            "normalize": str(data_cfg.get("normalize", "utterance")),
+            "dtype": str(data_cfg.get("dtype", "float32")),
+            "cache": bool(data_cfg.get("cache", True)),
+            "cache_dir": data_cfg.get("cache_dir"),
+        }
+        return cls(**{**settings, **changes})
 
 
 def load_split(
     root: Path,
     split: str,
-    mode: str,
+    how: Preparation,
     labelled: bool = True,
     stats: tuple[np.ndarray, np.ndarray] | None = None,
     utterances: list[str] | None = None,
-    *,
-    cache: bool = True,
-    cache_dir: str | Path | None = None,
-    dtype: str = "float32",
-    progress: bool = True,
 ) -> tuple[Split, tuple[np.ndarray, np.ndarray] | None]:
-    """A normalised split and the global stats (computed from it if `mode` is global and
-    no `stats` are given).
+    """A split read and normalised as `how` says, and the global stats (computed from it if
+    its normalisation is global and no `stats` are given).
 
-    With `cache`, the whole split is prepared once under `cache_dir` (default: the user's
-    phonemlp cache) and memory-mapped; `utterances` then selects from it. Global
-    normalisation is left pending in the Split (`pending_stats`) and applied when the
-    split is placed on a device, so the prepared features are never copied for it.
+    From the cache, the whole split is prepared once and memory-mapped; `utterances` then
+    selects from it. Global normalisation is left pending in the Split (`pending_stats`) and
+    applied when the split is placed on a device, so the prepared features are never copied
+    for it.
     """
-    stored = stored_normalisation(mode)
-    if cache:
+    stored = stored_normalisation(how.normalize)
+    if how.cache:
         files = split_files(root, split, labelled)
-        folder = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
-        data = prepare_cached(files, stored, dtype, folder, progress=progress)
+        folder = Path(how.cache_dir).expanduser() if how.cache_dir else default_cache_dir()
+        data = prepare_cached(files, stored, how.dtype, folder, progress=how.progress)
         if utterances is not None:
             data = data.subset(utterances)
     else:
         files = split_files(root, split, labelled, utterances)
-        data = prepare_in_memory(files, stored, dtype, progress=progress)
-    if mode == "global":
+        data = prepare_in_memory(files, stored, how.dtype, progress=how.progress)
+    if how.normalize == "global":
         if stats is None:
             stats = stats_from_moments(data.moments, data.frames)
         check_stats(stats, data.feature_dim)
@@ -108,16 +118,9 @@ def checkpoint_split(
     stats = checkpoint["norm_stats"]
     if stats is not None:
         stats = tuple(np.asarray(s, dtype=np.float32) for s in stats)
-    data_cfg = checkpoint.get("config", {}).get("data", {})
-    data, _ = load_split(
-        root,
-        split,
-        checkpoint["normalize"],
-        labelled=labelled,
-        stats=stats,
-        **storage_options(data_cfg),
-    )
-    return data
+    how = Preparation.of(checkpoint.get("config", {}).get("data", {}))
+    normalize = checkpoint["normalize"]
+    return load_split(root, split, replace(how, normalize=normalize), labelled, stats)[0]
 
 
 SYNTHETIC_DIM = 28
@@ -156,9 +159,9 @@ def _read_splits(cfg: Any, root: Path, dim: int) -> tuple[Split, Split, Any]:
         return train, synthetic_split(dev_frames, dim, cfg.seed + 1), None
     check_memory(root, [data.train_split, data.dev_split], data.fraction)
     subset = training_subset(root, data.train_split, data.fraction, cfg.seed)
-    storage = storage_options(data)  # the prepared-split cache (data/cache.py)
-    train, stats = load_split(root, data.train_split, data.normalize, utterances=subset, **storage)
-    dev, _ = load_split(root, data.dev_split, data.normalize, stats=stats, **storage)
+    how = Preparation.of(data)  # normalisation and the prepared-split cache (data/cache.py)
+    train, stats = load_split(root, data.train_split, how, utterances=subset)
+    dev, _ = load_split(root, data.dev_split, how, stats=stats)
     for split in (train, dev):
         if split.feature_dim != dim:
             raise PhonemlpError(

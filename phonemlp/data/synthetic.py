@@ -94,11 +94,10 @@ def synthetic_split(
     seed: int = 0,
     mean_length: int = 1265,
     labelled: bool = True,
-    *,
-    name: str = "synthetic",
     threads: int = 0,
 ) -> Split:
-    """A split of exactly `frames` frames of `feature_dim` float32 bands (see the module doc).
+    """A split named "synthetic" of exactly `frames` frames of `feature_dim` float32 bands
+    (see the module doc).
 
     `labelled=False` leaves the labels out (as for a test split); the features are the same.
     `threads` = 0 uses every CPU.
@@ -115,43 +114,46 @@ def synthetic_split(
     offsets = np.zeros(count + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     starts = offsets[:-1] + PAD * (np.arange(count, dtype=np.int64) + 1)
-    # np.zeros maps fresh zero pages: the padding costs nothing until it is read
-    features = np.zeros((frames + PAD * (count + 1), feature_dim), dtype=np.float32)
-    labels = _labels(np.random.default_rng(label_seed), frames)
-    scale = np.float32(np.sqrt(12.0))  # U(0, 1) * scale - scale / 2: mean 0, variance 1
-    shifted = class_means(feature_dim) - scale / 2
-    moments = np.empty((count, 2, feature_dim), dtype=np.float64)
-    groups = _groups(lengths)
-    streams = noise_seed.spawn(len(groups))
-
-    def fill(g: int) -> None:
-        first, last = groups[g]
-        rng = np.random.default_rng(streams[g])
-        for u in range(first, last):
-            rows = features[starts[u] : starts[u] + lengths[u]]
-            rng.random(out=rows, dtype=np.float32)
-            rows *= scale
-            rows += shifted[labels[offsets[u] : offsets[u + 1]]]
-            moments[u, 0] = rows.sum(axis=0)  # float32 sums of ~1,000 rows: ample for stats
-            moments[u, 1] = np.einsum("ij,ij->j", rows, rows)
-
-    workers = threads or os.cpu_count() or 1
-    if workers == 1 or len(groups) == 1:
-        for g in range(len(groups)):
-            fill(g)
-    else:
-        with ThreadPoolExecutor(min(workers, len(groups))) as pool:
-            list(pool.map(fill, range(len(groups))))  # list(): re-raise any error
-    return Split(
-        name=name,
+    split = Split(
+        name="synthetic",
         names=utterance_names(count),
-        features=features,
+        # np.zeros maps fresh zero pages: the padding costs nothing until it is read
+        features=np.zeros((frames + PAD * (count + 1), feature_dim), dtype=np.float32),
         offsets=offsets,
-        labels=labels if labelled else None,
+        labels=_labels(np.random.default_rng(label_seed), frames),
         starts=starts,
         pad=PAD,
-        moments=moments,
+        moments=np.empty((count, 2, feature_dim), dtype=np.float64),
     )
+    groups = _groups(lengths)
+    jobs = list(zip(groups, noise_seed.spawn(len(groups)), strict=True))
+    workers = min(threads or os.cpu_count() or 1, len(groups))
+    if workers == 1:
+        for group, stream in jobs:
+            _fill(split, group, stream)
+    else:
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(lambda job: _fill(split, *job), jobs))  # list(): re-raise any error
+    if not labelled:
+        split.labels = None
+    return split
+
+
+def _fill(split: Split, group: tuple[int, int], stream: np.random.SeedSequence) -> None:
+    """The frames (class mean + uniform noise of variance 1) and moments of a group of
+    utterances, from the group's own random stream."""
+    scale = np.float32(np.sqrt(12.0))  # U(0, 1) * scale - scale / 2: mean 0, variance 1
+    shifted = class_means(split.features.shape[1]) - scale / 2
+    rng = np.random.default_rng(stream)
+    assert split.labels is not None
+    for u in range(*group):
+        first, length = split.starts[u], split.offsets[u + 1] - split.offsets[u]
+        rows = split.features[first : first + length]
+        rng.random(out=rows, dtype=np.float32)
+        rows *= scale
+        rows += shifted[split.labels[split.offsets[u] : split.offsets[u + 1]]]
+        split.moments[u, 0] = rows.sum(axis=0)  # float32 sums of ~1,000 rows: ample for stats
+        split.moments[u, 1] = np.einsum("ij,ij->j", rows, rows)
 
 
 def write_split_files(split: Split, folder: Path, transcripts: bool = True) -> None:
