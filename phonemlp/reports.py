@@ -86,16 +86,16 @@ def _write_csv(table: pd.DataFrame, path: Path, index: bool = False) -> None:
 
 
 def _figure(figsize: tuple[float, float]) -> Any:
-    """A matplotlib Figure drawn off-screen (no pyplot: nothing global, cheaper to import),
-    laid out by the constrained layout engine."""
+    """A matplotlib Figure drawn off-screen (no pyplot: nothing global, cheaper to import).
+    Its margins are fixed by the plots (a layout engine would double the drawing time)."""
     from matplotlib.figure import Figure
 
-    return Figure(figsize=figsize, layout="constrained")
+    return Figure(figsize=figsize)
 
 
 def _save_figure(figure: Any, path: Path, dpi: int) -> None:
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, format="png", dpi=dpi)
+    with atomic_path(path) as temporary:  # light compression: a few kB more, 4x faster
+        figure.savefig(temporary, format="png", dpi=dpi, pil_kwargs={"compress_level": 1})
 
 
 def plot_confusion(confusion: np.ndarray, path: Path) -> None:
@@ -103,7 +103,7 @@ def plot_confusion(confusion: np.ndarray, path: Path) -> None:
     rows = confusion.sum(1, keepdims=True)
     shares = confusion / np.maximum(rows, 1)
     figure = _figure(figsize=(11, 9.5))
-    axes = figure.add_subplot()
+    axes = figure.add_axes((0.07, 0.06, 0.8, 0.88))
     image = axes.imshow(shares, cmap="viridis", vmin=0.0, vmax=1.0, interpolation="nearest")
     ticks = np.arange(NUM_CLASSES)
     axes.set_xticks(ticks, CLASSES, rotation=90, fontsize=7)
@@ -115,7 +115,8 @@ def plot_confusion(confusion: np.ndarray, path: Path) -> None:
         f"dev confusion (each row sums to 1); accuracy {accuracy:.4f} over {confusion.sum():,} "
         "frames"
     )
-    figure.colorbar(image, ax=axes, fraction=0.046, pad=0.02, label="share of the true class")
+    colorbar = figure.add_axes((0.89, 0.06, 0.025, 0.88))
+    figure.colorbar(image, cax=colorbar, label="share of the true class")
     _save_figure(figure, path, dpi=110)
 
 
@@ -125,7 +126,8 @@ def plot_learning_curves(history: list[dict[str, float]], path: Path) -> None:
 
     table = pd.DataFrame(history)
     figure = _figure(figsize=(11, 4))
-    panels = figure.subplots(1, 2)
+    panels = figure.subplots(1, 2, gridspec_kw={"left": 0.07, "right": 0.98, "bottom": 0.13,
+                                                "top": 0.91, "wspace": 0.22})  # fmt: skip
     for axes, metric in zip(panels, ("loss", "acc"), strict=True):
         for split, style in (("train", "o-"), ("dev", "s-")):
             axes.plot(table["epoch"], table[f"{split}_{metric}"], style, markersize=4, label=split)

@@ -24,9 +24,10 @@ def run_cli(
 ) -> subprocess.CompletedProcess[str]:
     """Run a command; with `check`, fail with its output if it fails.
 
-    phonemlp-train (one run) and phonemlp-predict run in this process through the Python API
-    (no interpreter start-up), with the command's output and exit status; `installed=True`,
-    sweeps (-m) and the other commands run the installed console script."""
+    phonemlp-train (one run), phonemlp-predict and phonemlp-search run in this process through
+    their Python entry points (no interpreter start-up; a search's workers are still processes
+    of their own), with the command's output and exit status; `installed=True`, sweeps (-m)
+    and the other commands run the installed console script."""
     if installed or program not in IN_PROCESS or "-m" in args:
         proc = subprocess.run(
             [str(BIN / program), *args], cwd=cwd, capture_output=True, text=True, timeout=600
@@ -98,7 +99,13 @@ def _predict(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     return _in_process("phonemlp-predict", work, cwd)
 
 
-IN_PROCESS = {"phonemlp-train": _train, "phonemlp-predict": _predict}
+def _search(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    from phonemlp.search import main
+
+    return _in_process("phonemlp-search", lambda: main(args), cwd)
+
+
+IN_PROCESS = {"phonemlp-train": _train, "phonemlp-predict": _predict, "phonemlp-search": _search}
 
 
 def summary(run_dir: Path) -> dict:

@@ -137,7 +137,7 @@ def test_techniques_train_and_ema_weights_are_the_ones_kept(corpus: Path, tmp_pa
 
 def test_time_budget_stops_the_run(corpus: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    train_run(run_dir, f"data.root={corpus}", *TINY, "epochs=100000", "time_budget_s=4")
+    train_run(run_dir, f"data.root={corpus}", *TINY, "epochs=100000", "time_budget_s=1.5")
     table = metrics(run_dir)
     assert 1 <= len(table) < 100000
     assert table["lr"].iloc[-1] < 0.2 * 1e-3  # the cosine reached its end with the budget

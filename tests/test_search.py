@@ -31,8 +31,12 @@ def search_args(corpus: Path, study: str, *args: str) -> list[str]:
     return [f"study={study}", "space=tiny", f"data.root={corpus}", *FIXED, *args]
 
 
-def search(tmp: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return run_cli("phonemlp-search", *args, cwd=tmp, check=check)
+def search(
+    tmp: Path, *args: str, check: bool = True, installed: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """phonemlp-search in this process (its workers are processes of their own), or the
+    installed command where the test reads what the workers print."""
+    return run_cli("phonemlp-search", *args, cwd=tmp, check=check, installed=installed)
 
 
 def start(tmp: Path, *args: str) -> subprocess.Popen[str]:
@@ -129,7 +133,7 @@ def test_settings_and_overrides_are_told_apart() -> None:
 
 
 def test_help_and_one_line_errors(corpus: Path, tmp_path: Path) -> None:
-    text = search(tmp_path, "--help").stdout
+    text = search(tmp_path, "--help", installed=True).stdout
     for key in ("study:", "n_trials:", "workers:", "space:", "pruner:", "storage:", "dir:",
                 "launcher:", "slurm.KEY", "report:"):  # fmt: skip
         assert key in text
@@ -152,7 +156,8 @@ def test_help_and_one_line_errors(corpus: Path, tmp_path: Path) -> None:
 def finished(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """A study of 4 two-epoch trials run by 2 local workers, and the command's output."""
     tmp = tmp_path_factory.mktemp("search")
-    proc = search(tmp, *search_args(corpus, "two", "n_trials=4", "workers=2", "epochs=2"))
+    args = search_args(corpus, "two", "n_trials=4", "workers=2", "epochs=2")
+    proc = search(tmp, *args, installed=True)
     return tmp / "searches" / "two", proc.stdout
 
 
@@ -232,7 +237,7 @@ def test_kill_9_then_the_same_command_ends_with_n_trials(corpus: Path, tmp_path:
     assert states(study) == ["RUNNING", "RUNNING"]
     assert all(read_status(folder / "trials" / str(n))["status"] == "running" for n in killed)
 
-    proc = search(tmp_path, *args)  # the same command
+    proc = search(tmp_path, *args, installed=True)  # the same command
     study = open_study(folder, "k")
     by_number = {t.number: t for t in study.trials}
     for number in killed:  # marked failed, with the reason, never rerun
@@ -256,7 +261,7 @@ def test_sigterm_then_the_same_command_resumes_the_trial(corpus: Path, tmp_path:
     done = len(pd.read_csv(run / "metrics.csv"))
     assert states(open_study(folder, "t")) == ["RUNNING"]
 
-    proc = search(tmp_path, *args, "limit_batches=400")
+    proc = search(tmp_path, *args, "limit_batches=400", installed=True)
     assert "trial 0: resuming after" in proc.stdout
     study = open_study(folder, "t")
     assert states(study) == ["COMPLETE"]  # the same trial, continued, not a new one
@@ -337,6 +342,7 @@ def test_pruner_warmup_counts_epochs() -> None:
 # --- two commands, one study ---------------------------------------------------------------
 
 
+@pytest.mark.slow  # two local workers on one study (above) test the same sharing
 def test_two_commands_share_one_study(corpus: Path, tmp_path: Path) -> None:
     args = search_args(corpus, "shared", "n_trials=4", "workers=1", "epochs=2")
     first, second = start(tmp_path, *args), start(tmp_path, *args)

@@ -62,6 +62,9 @@ def run(argv: list[str]) -> int:
         f"pruner={settings.pruner}",
         flush=True,
     )
+    if done >= settings.n_trials:  # nothing left to run: no worker to start
+        print(write_report(study), flush=True)
+        return 0
     payload = {"settings": dataclasses.asdict(settings), "fixed": fixed, "dir": settings.dir}
     if settings.launcher == "local":
         codes = run_local(payload, settings)
