@@ -20,6 +20,7 @@ import pytest
 import torch
 from omegaconf import DictConfig
 from runner import files, rewrite
+from runner import run_cli as run_in_process
 
 from phonemlp.api import compose
 from phonemlp.checkpoint import FORMAT, VERSION, load_checkpoint, save_checkpoint
@@ -72,14 +73,15 @@ def run_cli(program: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[
     )
 
 
-def train_cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return run_cli(
-        "phonemlp-train",
-        "wandb.mode=disabled",
-        f"hydra.run.dir={tmp_path / 'run'}",
-        *args,
-        cwd=tmp_path,
-    )
+def train_cli(
+    tmp_path: Path, *args: str, installed: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """phonemlp-train as installed (Hydra's command line, its error path) or, where the
+    problem is in the data, in this process with the same error handling (tests/runner.py)."""
+    args = ("wandb.mode=disabled", f"hydra.run.dir={tmp_path / 'run'}", *args)
+    if not installed:
+        return run_in_process("phonemlp-train", *args, cwd=tmp_path, check=False)
+    return run_cli("phonemlp-train", *args, cwd=tmp_path)
 
 
 def error_line(proc: subprocess.CompletedProcess[str], program: str) -> str:
@@ -266,6 +268,7 @@ def test_feature_dimension_differs_between_train_and_dev(root: Path, tmp_path: P
         "context=2",
         "epochs=1",
         "limit_batches=1",
+        installed=False,
     )
     line = error_line(proc, "phonemlp-train")
     assert DEV in line and "27" in line and "28" in line
@@ -526,21 +529,22 @@ def test_model_over_max_params_is_refused_before_it_is_built(
 
 def test_cli_missing_root(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere"
-    line = error_line(train_cli(tmp_path, f"data.root={missing}"), "phonemlp-train")
+    proc = train_cli(tmp_path, f"data.root={missing}", installed=False)
+    line = error_line(proc, "phonemlp-train")
     assert f"data.root={missing}" in line
 
 
 def test_cli_name_mismatch(root: Path, tmp_path: Path) -> None:
     lonely = files(root, DEV, "transcript")[0]
     lonely.unlink()
-    line = error_line(train_cli(tmp_path, f"data.root={root}"), "phonemlp-train")
+    line = error_line(train_cli(tmp_path, f"data.root={root}", installed=False), "phonemlp-train")
     assert lonely.name in line and str(root / DEV) in line
 
 
 def test_cli_bad_transcript_length(root: Path, tmp_path: Path) -> None:
     transcript = files(root, TRAIN, "transcript")[-1]
     rewrite(transcript, lambda t: np.delete(t, 1))
-    line = error_line(train_cli(tmp_path, f"data.root={root}"), "phonemlp-train")
+    line = error_line(train_cli(tmp_path, f"data.root={root}", installed=False), "phonemlp-train")
     assert str(transcript) in line
 
 
