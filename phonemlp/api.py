@@ -68,7 +68,6 @@ def run_training(
     pruned, failed or interrupted), its wandb run (opened now, closed however the run ends)."""
     from phonemlp.records import recorded
     from phonemlp.tracking import Tracker
-    from phonemlp.training import train as train_model
 
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir()
     with run_logging(run_dir), recorded(run_dir), out_of_memory_hint(overrides):
@@ -77,6 +76,8 @@ def run_training(
             cfg.wandb.group = wandb_group
         record_config(run_dir, cfg, overrides)
         with Tracker(cfg, run_dir) as tracker:
+            from phonemlp.training import train as train_model  # torch: while wandb starts
+
             return train_model(cfg, run_dir, requested, checkpoint, tracker, on_epoch)
 
 
@@ -85,13 +86,15 @@ def run_config(
 ) -> tuple[DictConfig, list[str], dict[str, Any] | None]:
     """The run's config, its effective overrides, and the checkpoint it resumes (if any): with
     `resume=`, the checkpoint's own overrides come first, then this call's."""
-    from phonemlp.checkpoint import find_resume, load_checkpoint
     from phonemlp.config import validate
 
     requested = [o for o in overrides if not o.startswith("resume=")]
     cfg = validate(composed.copy()) if composed is not None else compose("config", overrides)
-    source = find_resume(cfg.resume, run_dir, requested)
-    checkpoint = None
+    source, checkpoint = None, None
+    if cfg.resume:  # (the checkpoint code needs torch: imported only to resume)
+        from phonemlp.checkpoint import find_resume, load_checkpoint
+
+        source = find_resume(cfg.resume, run_dir, requested)
     if source is not None:
         checkpoint = load_checkpoint(source)
         requested = [*checkpoint["overrides"], *requested]
