@@ -51,7 +51,12 @@ def train(
     continues a run (in `run_dir`: the same folder continues in place). `on_epoch(epoch, row)`
     runs after each epoch's checkpoints; raising phonemlp.errors.RunPruned stops the run.
     A problem the user can fix raises PhonemlpError with a one-line message."""
-    return run_training(list(overrides), run_dir, on_epoch)
+    from phonemlp.records import release_memory
+
+    try:
+        return run_training(list(overrides), run_dir, on_epoch)
+    finally:
+        release_memory()
 
 
 def run_training(

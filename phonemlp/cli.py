@@ -67,7 +67,7 @@ def _train_job(cfg: DictConfig) -> float:
     from hydra.types import RunMode
 
     from phonemlp.errors import exit_on_user_error, user_error_message
-    from phonemlp.records import FAILED_SCORE
+    from phonemlp.records import FAILED_SCORE, release_memory
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
@@ -89,6 +89,9 @@ def _train_job(cfg: DictConfig) -> float:
             log.error(f"phonemlp-train: error: {message}")
             log.error(f"phonemlp-train: {run_dir} failed; the sweep goes on")
             return FAILED_SCORE
+        finally:
+            if sweeping:  # the next job runs in this process
+                release_memory()
         return summary["best_dev_acc"]
 
 

@@ -120,7 +120,7 @@ def _stop_message(error: BaseException) -> str:
 def recorded(run_dir: Path) -> Iterator[None]:
     """Keep `run_dir/status.json` for the work inside: `running` (host, pid), then `finished`,
     `pruned` (RunPruned), `failed` (with the one-line error, or the exception of a bug) or
-    `interrupted` (a signal, Ctrl-C). Frees what the job left on the GPU at the end."""
+    `interrupted` (a signal, Ctrl-C)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     record = {
         "status": RUNNING,
@@ -150,11 +150,11 @@ def recorded(run_dir: Path) -> Iterator[None]:
         with _STATUS_LOCK:
             latest = read_status(run_dir) or record  # the run may have added params
             write_status(run_dir, {**latest, **ended, "ended": _now()})
-        release_memory()
 
 
 def release_memory() -> None:
-    """Drop what a finished job left (its tensors, cached GPU blocks) before the next job."""
+    """Drop what a finished job left (its tensors, cached GPU blocks) before the next job in
+    the same process (a notebook, a sweep); a process that ends after its one run skips it."""
     gc.collect()
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():

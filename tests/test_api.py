@@ -87,3 +87,33 @@ def test_a_signal_the_run_could_not_act_on_stays_on_record(corpus: Path, tmp_pat
     assert summary["epochs"] == 1 and read_status(tmp_path / "late")["status"] == "finished"
     assert StopOnSignal.received == signal.SIGTERM
     StopOnSignal.received = 0
+
+
+def test_each_call_frees_its_memory_before_returning(
+    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A notebook trains again and again in one process: whatever a call left (its split,
+    model, cached GPU blocks) is released as it returns, whether the run ended well or not."""
+    import weakref
+
+    from phonemlp import records
+    from phonemlp.data import splits
+
+    kept: list[weakref.ref] = []
+    original = splits.load_training_data
+
+    def watched(*args, **kwargs):  # a weak reference to each split the run loads
+        data = original(*args, **kwargs)
+        kept.append(weakref.ref(data.train))
+        return data
+
+    monkeypatch.setattr("phonemlp.training.load_training_data", watched)
+    released = []
+    monkeypatch.setattr(records, "release_memory", lambda: released.append(True))
+    phonemlp.train([f"data.root={corpus}", *QUICK], run_dir=tmp_path / "a")
+    with pytest.raises(PhonemlpError):
+        phonemlp.train([f"data.root={tmp_path / 'nowhere'}", *QUICK], run_dir=tmp_path / "b")
+    assert released == [True, True]
+    monkeypatch.undo()
+    records.release_memory()
+    assert kept and kept[0]() is None  # nothing still holds the first run's training split

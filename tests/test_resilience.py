@@ -31,6 +31,7 @@ STEADY = [
     "precision=fp32",
     "threads=1",
     "checkpoint_every_batches=40",
+    "limit_batches=300",  # a save at batch 40 leaves 560 batches to be caught in
 ]
 
 
