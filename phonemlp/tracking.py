@@ -95,8 +95,9 @@ class Tracker:
                     f"{self.run_dir / 'wandb'}"
                 )
             elif "error" in answer:
-                self.failed = True
-                log.warning(f"wandb: {answer['error']}; the run goes on untracked")
+                self.failed = self.failed or answer["fatal"]
+                goes_on = "the run goes on untracked" if answer["fatal"] else "tracking goes on"
+                log.warning(f"wandb: {answer['error']}; {goes_on}")
 
     def describe(self, params: int) -> None:
         """The model's size, for status.json now and the wandb run's config."""
@@ -185,7 +186,7 @@ def serve(requests: IO[str], replies: IO[str]) -> None:
                 return
         except Exception as error:  # tracking must never lose the run itself
             message = str(error).strip().splitlines()[0] if str(error).strip() else ""
-            reply(error=f"{op} failed ({type(error).__name__}: {message})")
+            reply(error=f"{op} failed ({type(error).__name__}: {message})", fatal=op == "init")
             if op == "init":
                 return
     if run is not None:  # the training process ended without a word (killed)
