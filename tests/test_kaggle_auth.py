@@ -79,6 +79,17 @@ def probe(home: Path, env: dict[str, str], *args: str) -> subprocess.CompletedPr
     return proc
 
 
+def probe_case(
+    setup: Callable[[Path, dict[str, str]], object], tmp: Path
+) -> subprocess.CompletedProcess[str]:
+    """The probe in a fresh HOME under `tmp`, after `setup(home, env)` planted credentials."""
+    home = tmp / "home"
+    home.mkdir()
+    env: dict[str, str] = {}
+    setup(home, env)
+    return probe(home, env)
+
+
 def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
@@ -157,11 +168,7 @@ SOURCES: dict[str, tuple[Setup, str]] = {
 @pytest.mark.parametrize("source", list(SOURCES))
 def test_each_source_the_package_accepts(source: str, tmp_path: Path) -> None:
     setup, method = SOURCES[source]
-    home = tmp_path / "home"
-    home.mkdir()
-    env: dict[str, str] = {}
-    setup(home, env)
-    proc = probe(home, env)
+    proc = probe_case(setup, tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == f"{method} student"
 
@@ -222,11 +229,7 @@ FAILURES: dict[str, tuple[Setup, str]] = {
 @pytest.mark.parametrize("case", list(FAILURES))
 def test_unusable_credentials_are_one_line_saying_why(case: str, tmp_path: Path) -> None:
     setup, reason = FAILURES[case]
-    home = tmp_path / "home"
-    home.mkdir()
-    env: dict[str, str] = {}
-    setup(home, env)
-    line = one_line(probe(home, env))
+    line = one_line(probe_case(setup, tmp_path))
     assert reason in line
     for source in ACCEPTED:
         assert source in line, source
