@@ -282,19 +282,13 @@ def problems(runs: list[Run], root: Path) -> list[str]:
 
 def draw(runs: list[Run], table: pd.DataFrame, keys: list[str], root: Path, path: Path) -> None:
     """Dev accuracy per epoch for every run, and each run's best, labelled by its overrides."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
+    from phonemlp.plots import label_axes, new_figure, palette, save_figure
 
     by_name = {run_name(run, root): run for run in runs}
     ordered = [by_name[name] for name in table["run"]]  # best first
-    colors = plt.get_cmap("tab10" if len(ordered) <= 10 else "tab20")
-    height = max(3.5, 0.32 * len(ordered) + 1.6)
-    figure, (curves, best) = plt.subplots(
-        1, 2, figsize=(13, height), gridspec_kw={"width_ratios": [1, 1.15]}
-    )
+    colors = palette(len(ordered))
+    figure = new_figure(figsize=(13, max(3.5, 0.32 * len(ordered) + 1.6)))
+    curves, best = figure.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.15]})
     labels = []
     for i, run in enumerate(ordered):
         label = label_of(run, keys, root)
@@ -308,11 +302,9 @@ def draw(runs: list[Run], table: pd.DataFrame, keys: list[str], root: Path, path
             curves.plot(epochs, accs, style, marker="o", markersize=3, color=color, label=label)
     last_epoch = max((epoch for run in ordered for epoch, _ in run.dev_acc), default=1)
     curves.set_xlim(0.5, last_epoch + 0.5)
-    curves.xaxis.set_major_locator(MaxNLocator(integer=True))
-    curves.set_xlabel("epoch")
-    curves.set_ylabel("dev accuracy")
-    curves.set_title("dev accuracy per epoch")
-    curves.grid(alpha=0.3)
+    label_axes(curves, "epoch", "dev accuracy", "dev accuracy per epoch")
+    if last_epoch <= 12:
+        curves.set_xticks(range(1, last_epoch + 1))  # every epoch (one epoch: one tick)
     if 0 < len(ordered) <= 10:
         curves.legend(fontsize=7, loc="lower right")
 
@@ -336,9 +328,7 @@ def draw(runs: list[Run], table: pd.DataFrame, keys: list[str], root: Path, path
     best.set_title("best dev accuracy per run")
     best.grid(axis="x", alpha=0.3)
     figure.tight_layout()
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, format="png", dpi=110)
-    plt.close(figure)
+    save_figure(figure, path, dpi=110)
 
 
 # --- the command ---------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from phonemlp.atomic import atomic_path
 from phonemlp.checkpoint import load_checkpoint
 from phonemlp.evaluate import logits_batches
 from phonemlp.phonemes import CLASSES, NUM_CLASSES
+from phonemlp.plots import label_axes, new_figure, save_figure
 
 log = logging.getLogger("phonemlp")
 
@@ -85,24 +86,11 @@ def _write_csv(table: pd.DataFrame, path: Path, index: bool = False) -> None:
         table.to_csv(temporary, index=index)
 
 
-def _figure(figsize: tuple[float, float]) -> Any:
-    """A matplotlib Figure drawn off-screen (no pyplot: nothing global, cheaper to import).
-    Its margins are fixed by the plots (a layout engine would double the drawing time)."""
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=figsize)
-
-
-def _save_figure(figure: Any, path: Path, dpi: int) -> None:
-    with atomic_path(path) as temporary:  # light compression: a few kB more, 4x faster
-        figure.savefig(temporary, format="png", dpi=dpi, pil_kwargs={"compress_level": 1})
-
-
 def plot_confusion(confusion: np.ndarray, path: Path) -> None:
     """The row-normalised confusion matrix, phoneme names on both axes."""
     rows = confusion.sum(1, keepdims=True)
     shares = confusion / np.maximum(rows, 1)
-    figure = _figure(figsize=(11, 9.5))
+    figure = new_figure(figsize=(11, 9.5))  # fixed margins: a layout engine doubles the time
     axes = figure.add_axes((0.07, 0.06, 0.8, 0.88))
     image = axes.imshow(shares, cmap="viridis", vmin=0.0, vmax=1.0, interpolation="nearest")
     ticks = np.arange(NUM_CLASSES)
@@ -117,30 +105,24 @@ def plot_confusion(confusion: np.ndarray, path: Path) -> None:
     )
     colorbar = figure.add_axes((0.89, 0.06, 0.025, 0.88))
     figure.colorbar(image, cax=colorbar, label="share of the true class")
-    _save_figure(figure, path, dpi=110)
+    save_figure(figure, path, dpi=110)
 
 
 def plot_learning_curves(history: list[dict[str, float]], path: Path) -> None:
     """Loss and accuracy per epoch, train and dev, side by side."""
-    from matplotlib.ticker import MaxNLocator
-
     table = pd.DataFrame(history)
-    figure = _figure(figsize=(11, 4))
+    figure = new_figure(figsize=(11, 4))
     panels = figure.subplots(1, 2, gridspec_kw={"left": 0.07, "right": 0.98, "bottom": 0.13,
                                                 "top": 0.91, "wspace": 0.22})  # fmt: skip
     for axes, metric in zip(panels, ("loss", "acc"), strict=True):
         for split, style in (("train", "o-"), ("dev", "s-")):
             axes.plot(table["epoch"], table[f"{split}_{metric}"], style, markersize=4, label=split)
-        axes.set_xlabel("epoch")
-        axes.set_ylabel("cross-entropy" if metric == "loss" else "frame accuracy")
-        axes.set_title("loss" if metric == "loss" else "accuracy")
+        ylabel = "cross-entropy" if metric == "loss" else "frame accuracy"
+        label_axes(axes, "epoch", ylabel, "loss" if metric == "loss" else "accuracy")
         if len(table) <= 12:
             axes.set_xticks(table["epoch"])  # every epoch (one epoch: a single tick, not 0.95)
-        else:
-            axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-        axes.grid(alpha=0.3)
         axes.legend()
-    _save_figure(figure, path, dpi=110)
+    save_figure(figure, path, dpi=110)
 
 
 def write_reports(

@@ -79,13 +79,10 @@ def importances(study: SearchStudy) -> tuple[dict[str, float], str | None]:
 def draw(table: pd.DataFrame, trials: list[FrozenTrial], scores: dict[str, float], path: Path):
     """Best dev accuracy per trial with the best so far; dev accuracy per epoch (pruned trials
     dashed); parameter importances."""
-    import matplotlib
+    from phonemlp.plots import label_axes, new_figure, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
-    figure, (history, curves, bars) = plt.subplots(1, 3, figsize=(16, 4.5))
+    figure = new_figure(figsize=(16, 4.5))
+    history, curves, bars = figure.subplots(1, 3)
     colors = {"finished": "tab:blue", "pruned": "tab:orange", "running": "tab:green"}
     for state, color in colors.items():
         rows = table[(table["state"] == state) & table["best_dev_acc"].notna()]
@@ -98,11 +95,7 @@ def draw(table: pd.DataFrame, trials: list[FrozenTrial], scores: dict[str, float
             finished["trial"], finished["best_dev_acc"].cummax(), where="post", color="black",
             linewidth=1, label="best so far",
         )  # fmt: skip
-    history.set_xlabel("trial")
-    history.set_ylabel("best dev accuracy")
-    history.set_title("optimisation history")
-    history.xaxis.set_major_locator(MaxNLocator(integer=True))
-    history.grid(alpha=0.3)
+    label_axes(history, "trial", "best dev accuracy", "optimisation history")
     history.legend(fontsize=8, loc="lower right")
 
     for trial in trials:
@@ -114,11 +107,7 @@ def draw(table: pd.DataFrame, trials: list[FrozenTrial], scores: dict[str, float
             epochs, accs, linestyle="--" if pruned else "-", marker="o", markersize=2,
             linewidth=1, color="tab:orange" if pruned else "tab:blue", alpha=0.7,
         )  # fmt: skip
-    curves.set_xlabel("epoch")
-    curves.set_ylabel("dev accuracy")
-    curves.set_title("dev accuracy per epoch (pruned dashed)")
-    curves.xaxis.set_major_locator(MaxNLocator(integer=True))
-    curves.grid(alpha=0.3)
+    label_axes(curves, "epoch", "dev accuracy", "dev accuracy per epoch (pruned dashed)")
 
     if scores:
         names = list(scores)[::-1]
@@ -130,9 +119,7 @@ def draw(table: pd.DataFrame, trials: list[FrozenTrial], scores: dict[str, float
         bars.set_axis_off()
     bars.set_title("parameter importances")
     figure.tight_layout()
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, format="png", dpi=100)
-    plt.close(figure)
+    save_figure(figure, path, dpi=100)
 
 
 def _markdown(table: pd.DataFrame) -> str:
