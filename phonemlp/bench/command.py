@@ -17,6 +17,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from phonemlp.atomic import write_text
 from phonemlp.errors import PhonemlpError, exit_on_user_error
 
 PROGRAM = "phonemlp-bench"
@@ -88,7 +89,7 @@ def bench(cfg: DictConfig) -> dict[str, Any]:
             return results  # no GPU: nothing measured, nothing written
     results["machine"]["load_average_end"] = list(os.getloadavg())
     out = Path(cfg.out).expanduser()
-    out.write_text(json.dumps(results, indent=2) + "\n")
+    write_text(out, json.dumps(results, indent=2) + "\n")  # a long bench never leaves half a file
     print(f"wrote {out}")
     return results
 

@@ -11,8 +11,10 @@ from pathlib import Path
 import numpy as np
 
 from phonemlp.data.corpus import read_split
+from phonemlp.data.synthetic import utterance_names
 from phonemlp.errors import PhonemlpError
 from phonemlp.phonemes import CLASSES, EOS, SOS
+from phonemlp.progress import progress_bar
 
 TRAIN, DEV, TEST = "train-clean-100", "dev-clean", "test-clean"
 REAL_UTTERANCE_FRAMES = 1265  # the real train split: 36,091,157 frames in 28,539 files
@@ -70,7 +72,6 @@ def write_large_corpus(
 def write_train_split(folder: Path, frames: int, count: int, seed: int, progress: bool) -> None:
     """`count` train utterances of `frames` frames in all, cut from folder/base's train split
     and perturbed, written as folder/train-clean-100/{mfcc,transcript}/*.npy."""
-    from tqdm import tqdm
 
     base = read_split(folder / "base", TRAIN, progress=False)
     stream, stream_labels = base.features, base.labels
@@ -81,7 +82,8 @@ def write_train_split(folder: Path, frames: int, count: int, seed: int, progress
     symbols = np.asarray(CLASSES, dtype="<U5")
     (folder / TRAIN / "mfcc").mkdir(parents=True)
     (folder / TRAIN / "transcript").mkdir()
-    bar = tqdm(range(count), desc="writing train", unit="utt", disable=not progress)
+    names = utterance_names(count)
+    bar = progress_bar(range(count), count, desc="writing train", unit="utt", disable=not progress)
     for u in bar:
         length = int(lengths[u])
         rows = (int(rng.integers(len(stream))) + np.arange(length)) % len(stream)
@@ -89,6 +91,6 @@ def write_train_split(folder: Path, frames: int, count: int, seed: int, progress
         offset = rng.normal(0.0, 0.5, stream.shape[1]).astype(np.float32)
         features = stream[rows] + offset + np.float32(rng.normal(0.0, 1.0)) + 0.3 * noise
         transcript = np.concatenate([[SOS], symbols[stream_labels[rows]], [EOS]])
-        name = f"{1000 + u // 100:04d}-{100000 + u // 10:06d}-{u % 10:04d}.npy"
+        name = f"{names[u]}.npy"
         np.save(folder / TRAIN / "mfcc" / name, features, allow_pickle=False)
         np.save(folder / TRAIN / "transcript" / name, transcript, allow_pickle=False)
