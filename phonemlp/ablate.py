@@ -16,7 +16,6 @@ The same table is written into every sweep folder when a multirun ends.
 from __future__ import annotations
 
 import json
-import logging
 import math
 import os
 import sys
@@ -27,7 +26,6 @@ from typing import Any
 import pandas as pd
 import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.experimental.callback import Callback
 
 from phonemlp.atomic import atomic_path, write_text
 from phonemlp.errors import PhonemlpError, exit_on_user_error
@@ -40,8 +38,6 @@ from phonemlp.records import (
     read_status,
     run_status,
 )
-
-log = logging.getLogger("phonemlp")
 
 OUTPUTS = ("ablations.csv", "ablations.md", "ablations.png")
 RESULT_COLUMNS = ["params", "best_dev_acc", "best_epoch", "epochs_done", "s_per_epoch", "status"]
@@ -401,22 +397,6 @@ def main(argv: list[str] | None = None) -> None:
         result = write_ablations(paths, plot=options.plot)
     print(result.text)
     print("wrote " + ", ".join(str(p) for p in result.written))
-
-
-# --- at the end of every multirun ----------------------------------------------------------
-
-
-class SweepTable(Callback):
-    """A Hydra callback: when a multirun ends, write and print its ablation table."""
-
-    def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
-        sweep = Path(config.hydra.sweep.dir)
-        try:
-            result = write_ablations([sweep])
-        except Exception as error:  # the runs are already recorded; the table can wait
-            log.warning(f"phonemlp-ablate {sweep} failed: {error}")
-            return
-        log.info(f"\n{result.text}\nwrote {', '.join(str(p) for p in result.written)}")
 
 
 if __name__ == "__main__":

@@ -6,9 +6,12 @@ A reader (or a run killed at any moment) sees the old file or the new one, never
 from __future__ import annotations
 
 import contextlib
+import csv
+import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 
 @contextlib.contextmanager
@@ -36,3 +39,21 @@ def write_text(path: str | os.PathLike, text: str) -> None:
     """Write a text file atomically."""
     with atomic_path(path) as temporary:
         temporary.write_text(text)
+
+
+def write_csv(path: str | os.PathLike, columns: Mapping[str, Sequence[Any]]) -> None:
+    """Write a table, given as equally long columns by name, as a CSV file atomically
+    (a missing number, NaN, as an empty field, as pandas writes it)."""
+    names = list(columns)
+    rows = zip(*(_plain(columns[name]) for name in names), strict=True)
+    with atomic_path(path) as temporary, open(temporary, "w", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(names)
+        writer.writerows(
+            ["" if isinstance(v, float) and math.isnan(v) else v for v in row] for row in rows
+        )
+
+
+def _plain(column: Sequence[Any]) -> list[Any]:
+    """Python numbers and strings (a numpy array's numbers print as plain numbers)."""
+    return column.tolist() if hasattr(column, "tolist") else list(column)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 log = logging.getLogger("phonemlp")
@@ -93,6 +94,22 @@ def _train_job(cfg: DictConfig) -> float:
             if sweeping:  # the next job runs in this process
                 release_memory()
         return summary["best_dev_acc"]
+
+
+class SweepTable(Callback):
+    """phonemlp-train's Hydra callback: when a multirun ends, write and print its ablation
+    table (phonemlp-ablate; imported only then: a single run does not pay for pandas)."""
+
+    def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
+        from phonemlp.ablate import write_ablations
+
+        sweep = Path(config.hydra.sweep.dir)
+        try:
+            result = write_ablations([sweep])
+        except Exception as error:  # the runs are already recorded; the table can wait
+            log.warning(f"phonemlp-ablate {sweep} failed: {error}")
+            return
+        log.info(f"\n{result.text}\nwrote {', '.join(str(p) for p in result.written)}")
 
 
 def predict() -> None:

@@ -131,7 +131,7 @@ def log_scores(
         note = f" (smooth={smooth}; without smoothing {float((unsmoothed == labels).mean()):.4f})"
     log.info(f"{split} accuracy {accuracy:.4f} over {data.frames:,} frames{note}")
     table = per_speaker_table(labels, predictions, data.names, data.offsets)
-    speakers = table.to_string(index=False, float_format=lambda v: f"{v:.4f}")
+    speakers = pd.DataFrame(table).to_string(index=False, float_format=lambda v: f"{v:.4f}")
     log.info(f"{split} accuracy per speaker:\n{speakers}")
     return accuracy
 

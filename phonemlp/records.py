@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from phonemlp.atomic import atomic_path, write_text
+from phonemlp.atomic import write_csv, write_text
 from phonemlp.errors import RunPruned, user_error_message
 
 log = logging.getLogger("phonemlp")
@@ -167,10 +167,8 @@ METRIC_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "dev_loss", "dev_acc
 
 def write_metrics(run_dir: Path, history: list[dict[str, float]]) -> None:
     """metrics.csv: one row per epoch, rewritten atomically after every epoch."""
-    import pandas as pd
-
-    with atomic_path(run_dir / "metrics.csv") as temporary:
-        pd.DataFrame(history)[METRIC_COLUMNS].to_csv(temporary, index=False)
+    columns = {key: [row[key] for row in history] for key in METRIC_COLUMNS}
+    write_csv(run_dir / "metrics.csv", columns)
 
 
 def write_summary(run_dir: Path, trainer: Any, overrides: list[str], root: Path,
@@ -196,13 +194,21 @@ def write_summary(run_dir: Path, trainer: Any, overrides: list[str], root: Path,
     return summary
 
 
-def print_summary(summary: dict[str, Any], history: list[dict[str, float]], run_dir: Path) -> None:
-    import pandas as pd
-
+def history_table(history: list[dict[str, float]]) -> str:
+    """The epochs as a text table: epoch, losses, accuracies and seconds, right-aligned."""
     columns = ["epoch", "train_loss", "train_acc", "dev_loss", "dev_acc", "epoch_s"]
-    table = pd.DataFrame(history)[columns]
+    lines = [columns] + [
+        [str(int(row["epoch"]))] + [f"{row[key]:.4f}" for key in columns[1:]] for row in history
+    ]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(columns))]
+    return "\n".join(
+        "  ".join(v.rjust(w) for v, w in zip(line, widths, strict=True)) for line in lines
+    )
+
+
+def print_summary(summary: dict[str, Any], history: list[dict[str, float]], run_dir: Path) -> None:
     reports = run_dir / "reports"
-    log.info("\n" + table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    log.info("\n" + history_table(history))
     log.info(
         f"best dev accuracy {summary['best_dev_acc']:.4f} at epoch {summary['best_epoch']}; "
         f"{summary['params']:,} parameters; {summary['train_frames_per_s']:,.0f} train frames/s\n"

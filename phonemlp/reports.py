@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 
-from phonemlp.atomic import atomic_path
+from phonemlp.atomic import write_csv
 from phonemlp.checkpoint import load_checkpoint
 from phonemlp.evaluate import logits_batches
 from phonemlp.phonemes import CLASSES, NUM_CLASSES
@@ -36,7 +35,11 @@ def confusion_matrix(labels: np.ndarray, predictions: np.ndarray) -> np.ndarray:
     return counts.reshape(NUM_CLASSES, NUM_CLASSES)
 
 
-def per_class_table(confusion: np.ndarray) -> pd.DataFrame:
+Table = dict[str, np.ndarray]
+"""A table as its columns by name (written by phonemlp.atomic.write_csv)."""
+
+
+def per_class_table(confusion: np.ndarray) -> Table:
     """One row per class: frames, correct, accuracy (NaN when absent), most confused with."""
     frames = confusion.sum(1)
     correct = np.diag(confusion)
@@ -46,16 +49,14 @@ def per_class_table(confusion: np.ndarray) -> pd.DataFrame:
     confused[errors.max(1) == 0] = ""
     with np.errstate(invalid="ignore", divide="ignore"):
         accuracy = np.where(frames > 0, correct / frames, np.nan)
-    return pd.DataFrame(
-        {
-            "class": np.arange(NUM_CLASSES),
-            "symbol": CLASSES,
-            "frames": frames,
-            "correct": correct,
-            "accuracy": accuracy,
-            "most_confused_with": confused,
-        }
-    )
+    return {
+        "class": np.arange(NUM_CLASSES),
+        "symbol": np.asarray(CLASSES),
+        "frames": frames,
+        "correct": correct,
+        "accuracy": accuracy,
+        "most_confused_with": confused,
+    }
 
 
 def speakers(names: list[str]) -> list[str]:
@@ -65,25 +66,14 @@ def speakers(names: list[str]) -> list[str]:
 
 def per_speaker_table(
     labels: np.ndarray, predictions: np.ndarray, names: list[str], offsets: np.ndarray
-) -> pd.DataFrame:
+) -> Table:
     """Frames and accuracy per speaker, speakers in sorted order."""
     speaker_names, speaker_of_utterance = np.unique(speakers(names), return_inverse=True)
     speaker = np.repeat(speaker_of_utterance, np.diff(offsets))
     frames = np.bincount(speaker, minlength=len(speaker_names))
     hits = (np.asarray(labels) == np.asarray(predictions)).astype(np.float64)
     correct = np.bincount(speaker, weights=hits, minlength=len(speaker_names))
-    return pd.DataFrame(
-        {
-            "speaker": speaker_names,
-            "frames": frames,
-            "accuracy": correct / np.maximum(frames, 1),
-        }
-    )
-
-
-def _write_csv(table: pd.DataFrame, path: Path, index: bool = False) -> None:
-    with atomic_path(path) as temporary:
-        table.to_csv(temporary, index=index)
+    return {"speaker": speaker_names, "frames": frames, "accuracy": correct / np.maximum(frames, 1)}
 
 
 def plot_confusion(confusion: np.ndarray, path: Path) -> None:
@@ -110,17 +100,18 @@ def plot_confusion(confusion: np.ndarray, path: Path) -> None:
 
 def plot_learning_curves(history: list[dict[str, float]], path: Path) -> None:
     """Loss and accuracy per epoch, train and dev, side by side."""
-    table = pd.DataFrame(history)
+    epochs = [row["epoch"] for row in history]
     figure = new_figure(figsize=(11, 4))
     panels = figure.subplots(1, 2, gridspec_kw={"left": 0.07, "right": 0.98, "bottom": 0.13,
                                                 "top": 0.91, "wspace": 0.22})  # fmt: skip
     for axes, metric in zip(panels, ("loss", "acc"), strict=True):
         for split, style in (("train", "o-"), ("dev", "s-")):
-            axes.plot(table["epoch"], table[f"{split}_{metric}"], style, markersize=4, label=split)
+            values = [row[f"{split}_{metric}"] for row in history]
+            axes.plot(epochs, values, style, markersize=4, label=split)
         ylabel = "cross-entropy" if metric == "loss" else "frame accuracy"
         label_axes(axes, "epoch", ylabel, "loss" if metric == "loss" else "accuracy")
-        if len(table) <= 12:
-            axes.set_xticks(table["epoch"])  # every epoch (one epoch: a single tick, not 0.95)
+        if len(epochs) <= 12:
+            axes.set_xticks(epochs)  # every epoch (one epoch: a single tick, not 0.95)
         axes.legend()
     save_figure(figure, path, dpi=110)
 
@@ -151,15 +142,15 @@ def write_reports(
         for name in ("per_class.csv", "confusion.csv", "confusion.png", "learning_curves.png")
     }
     confusion = confusion_matrix(labels, predictions)
-    _write_csv(per_class_table(confusion), paths["per_class.csv"])
-    named = pd.DataFrame(confusion, index=pd.Index(CLASSES, name="true"), columns=list(CLASSES))
-    _write_csv(named, paths["confusion.csv"], index=True)
+    write_csv(paths["per_class.csv"], per_class_table(confusion))
+    columns = {"true": CLASSES, **{symbol: confusion[:, i] for i, symbol in enumerate(CLASSES)}}
+    write_csv(paths["confusion.csv"], columns)
     plot_confusion(confusion, paths["confusion.png"])
     plot_learning_curves(history, paths["learning_curves.png"])
     if utterance_names is not None:
         paths["per_speaker.csv"] = folder / "per_speaker.csv"
         table = per_speaker_table(labels, predictions, utterance_names, offsets)
-        _write_csv(table, paths["per_speaker.csv"])
+        write_csv(paths["per_speaker.csv"], table)
     return paths
 
 

@@ -42,6 +42,7 @@ class Tracker:
         self.process: subprocess.Popen[str] | None = None
         self.reader: threading.Thread | None = None
         self.failed = False
+        self.closed = threading.Event()  # the wandb run is closed (or the process is gone)
         if cfg.wandb.mode == "disabled":
             return
         settings = {
@@ -98,6 +99,14 @@ class Tracker:
                 self.failed = self.failed or answer["fatal"]
                 goes_on = "the run goes on untracked" if answer["fatal"] else "tracking goes on"
                 log.warning(f"wandb: {answer['error']}; {goes_on}")
+            elif "closed" in answer:
+                self.closed.set()  # its files are complete; the process now just exits
+        if not self.closed.is_set():  # it ended without closing the run: say how
+            code = self.process.wait()
+            if code != 0 and not self.failed:
+                log.warning(f"wandb: the tracking process ended with status {code}")
+            self.closed.set()
+        self.process.wait()  # reap it (the training process does not wait for its exit)
 
     def describe(self, params: int) -> None:
         """The model's size, for status.json now and the wandb run's config."""
@@ -114,7 +123,7 @@ class Tracker:
 
     def finish(self, summary: dict[str, Any] | None) -> None:
         """Close the wandb run, with the run's summary when it ended normally (else failed),
-        and wait for the tracking process to end."""
+        and wait until it is closed (not for the tracking process's own exit)."""
         if self.process is None:
             return
         values = {key: summary[key] for key in SUMMARY_KEYS} if summary is not None else None
@@ -122,11 +131,7 @@ class Tracker:
         if self.process.stdin is not None:
             with contextlib.suppress(OSError):
                 self.process.stdin.close()
-        self.process.wait()
-        if self.reader is not None:
-            self.reader.join()
-        if self.process.returncode != 0 and not self.failed:
-            log.warning(f"wandb: the tracking process ended with status {self.process.returncode}")
+        self.closed.wait()
         self.process = None
 
     def __enter__(self) -> Tracker:
@@ -171,6 +176,7 @@ def serve(requests: IO[str], replies: IO[str]) -> None:
                 settings = wandb.Settings(silent=True, console="off")
                 run = wandb.init(**request["settings"], settings=settings)
                 reply(started=run.id)
+                import pandas  # noqa: F401  (for the reports, while training goes on)
             elif run is None:
                 continue  # it never started; the training process was told why
             elif op == "config":
@@ -183,6 +189,7 @@ def serve(requests: IO[str], replies: IO[str]) -> None:
                 for key, value in (request["summary"] or {}).items():
                     run.summary[key] = value
                 run.finish(exit_code=0 if request["summary"] is not None else 1)
+                reply(closed=True)
                 return
         except Exception as error:  # tracking must never lose the run itself
             message = str(error).strip().splitlines()[0] if str(error).strip() else ""
@@ -202,3 +209,8 @@ if __name__ == "__main__":
     os.nice(10)  # training comes first; wandb (and its wandb-core) takes the spare CPU time
     answers, sys.stdout = sys.stdout, sys.stderr  # wandb's own prints never reach the pipe
     serve(sys.stdin, answers)
+    # The run is closed: let go of the pipe and the terminal (a `| tee` of the training
+    # process ends now) while wandb shuts its service down.
+    nowhere = os.open(os.devnull, os.O_WRONLY)
+    for stream in (1, 2):
+        os.dup2(nowhere, stream)

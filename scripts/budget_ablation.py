@@ -131,7 +131,7 @@ def score(csv: Path, truth: np.ndarray, test: Split) -> dict[str, float]:
     table = per_speaker_table(truth, predicted, test.names, test.offsets)
     return {
         "test": float((predicted == truth).mean()),
-        **dict(zip(table.speaker, table.accuracy, strict=True)),
+        **dict(zip(table["speaker"].tolist(), table["accuracy"].tolist(), strict=True)),
     }
 
 

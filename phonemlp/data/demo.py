@@ -19,8 +19,8 @@ import uuid
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
+from phonemlp.atomic import write_csv
 from phonemlp.phonemes import CLASSES, EOS, SILENCE, SOS
 
 DEMO_VERSION = 1
@@ -391,8 +391,7 @@ def write_demo_corpus(
     _write_split(root, DEV_SPLIT, seen, dev_utterances, language, seed)
     test_labels = _write_split(root, TEST_SPLIT, [*seen, unseen], test_utterances, language, seed)
     symbols = np.concatenate(test_labels) if test_labels else np.array([], dtype="<U5")
-    table = pd.DataFrame({"Id": np.arange(len(symbols)), "Label": symbols})
-    table.to_csv(root / "test_labels.csv", index=False)
+    write_csv(root / "test_labels.csv", {"Id": np.arange(len(symbols)), "Label": symbols})
 
 
 def default_cache_dir() -> pathlib.Path:
