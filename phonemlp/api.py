@@ -71,6 +71,7 @@ def run_training(
 
     The run's whole lifecycle is here: its log, its status record (running, then finished,
     pruned, failed or interrupted), its wandb run (opened now, closed however the run ends)."""
+    from phonemlp.plots import start_drawing
     from phonemlp.records import recorded
     from phonemlp.tracking import Tracker
 
@@ -81,6 +82,7 @@ def run_training(
             cfg.wandb.group = wandb_group
         record_config(run_dir, cfg, overrides)
         with Tracker(cfg, run_dir) as tracker:
+            start_drawing()  # the report plots' process: it imports matplotlib meanwhile
             from phonemlp.training import train as train_model  # torch: while wandb starts
 
             return train_model(cfg, run_dir, requested, checkpoint, tracker, on_epoch)

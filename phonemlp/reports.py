@@ -21,7 +21,7 @@ from phonemlp.atomic import write_csv
 from phonemlp.checkpoint import load_checkpoint
 from phonemlp.evaluate import logits_batches
 from phonemlp.phonemes import CLASSES, NUM_CLASSES
-from phonemlp.plots import label_axes, new_figure, save_figure
+from phonemlp.plots import draw
 
 log = logging.getLogger("phonemlp")
 
@@ -76,46 +76,6 @@ def per_speaker_table(
     return {"speaker": speaker_names, "frames": frames, "accuracy": correct / np.maximum(frames, 1)}
 
 
-def plot_confusion(confusion: np.ndarray, path: Path) -> None:
-    """The row-normalised confusion matrix, phoneme names on both axes."""
-    rows = confusion.sum(1, keepdims=True)
-    shares = confusion / np.maximum(rows, 1)
-    figure = new_figure(figsize=(11, 9.5))  # fixed margins: a layout engine doubles the time
-    axes = figure.add_axes((0.07, 0.06, 0.8, 0.88))
-    image = axes.imshow(shares, cmap="viridis", vmin=0.0, vmax=1.0, interpolation="nearest")
-    ticks = np.arange(NUM_CLASSES)
-    axes.set_xticks(ticks, CLASSES, rotation=90, fontsize=7)
-    axes.set_yticks(ticks, CLASSES, fontsize=7)
-    axes.set_xlabel("predicted")
-    axes.set_ylabel("true")
-    accuracy = np.trace(confusion) / max(1, confusion.sum())
-    axes.set_title(
-        f"dev confusion (each row sums to 1); accuracy {accuracy:.4f} over {confusion.sum():,} "
-        "frames"
-    )
-    colorbar = figure.add_axes((0.89, 0.06, 0.025, 0.88))
-    figure.colorbar(image, cax=colorbar, label="share of the true class")
-    save_figure(figure, path, dpi=110)
-
-
-def plot_learning_curves(history: list[dict[str, float]], path: Path) -> None:
-    """Loss and accuracy per epoch, train and dev, side by side."""
-    epochs = [row["epoch"] for row in history]
-    figure = new_figure(figsize=(11, 4))
-    panels = figure.subplots(1, 2, gridspec_kw={"left": 0.07, "right": 0.98, "bottom": 0.13,
-                                                "top": 0.91, "wspace": 0.22})  # fmt: skip
-    for axes, metric in zip(panels, ("loss", "acc"), strict=True):
-        for split, style in (("train", "o-"), ("dev", "s-")):
-            values = [row[f"{split}_{metric}"] for row in history]
-            axes.plot(epochs, values, style, markersize=4, label=split)
-        ylabel = "cross-entropy" if metric == "loss" else "frame accuracy"
-        label_axes(axes, "epoch", ylabel, "loss" if metric == "loss" else "accuracy")
-        if len(epochs) <= 12:
-            axes.set_xticks(epochs)  # every epoch (one epoch: a single tick, not 0.95)
-        axes.legend()
-    save_figure(figure, path, dpi=110)
-
-
 def write_reports(
     run_dir: Path,
     history: list[dict[str, float]],
@@ -145,8 +105,10 @@ def write_reports(
     write_csv(paths["per_class.csv"], per_class_table(confusion))
     columns = {"true": CLASSES, **{symbol: confusion[:, i] for i, symbol in enumerate(CLASSES)}}
     write_csv(paths["confusion.csv"], columns)
-    plot_confusion(confusion, paths["confusion.png"])
-    plot_learning_curves(history, paths["learning_curves.png"])
+    draw(
+        confusion=(confusion.tolist(), str(paths["confusion.png"])),
+        learning_curves=(history, str(paths["learning_curves.png"])),
+    )
     if utterance_names is not None:
         paths["per_speaker.csv"] = folder / "per_speaker.csv"
         table = per_speaker_table(labels, predictions, utterance_names, offsets)

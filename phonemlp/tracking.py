@@ -1,12 +1,12 @@
 """Experiment tracking with wandb: offline by default (files in the run folder, no login).
 
-Each run is its own wandb run, kept by a small process of its own (`python -m
-phonemlp.tracking`) that the run starts and talks to over a pipe, one JSON line a message.
-wandb's start-up, logging and finish (seconds of Python work) thus run beside training on
-another core instead of competing with it for the interpreter. The run closes its wandb run
-when it ends, normally or not; if the training process dies without a word (kill -9), the
-tracking process sees its pipe close and closes the wandb run as failed. Ctrl-C and SIGTERM
-are left to the training process, which saves and then closes the wandb run itself. In a
+Each run is its own wandb run, kept by a helper process of its own (`python -m
+phonemlp.tracking`, see helpers.py): wandb's start-up, logging and finish (seconds of Python
+work) run beside training on another core instead of competing with it for the interpreter.
+The run closes its wandb run when it ends, normally or not; if the training process dies
+without a word (kill -9), the tracking process sees its pipe close and closes the wandb run
+as failed. Ctrl-C and SIGTERM are left to the training process, which saves and then closes
+the wandb run itself. In a
 Hydra sweep the runs are grouped by the sweep folder (unless wandb.group is set). The tracker
 also adds the model size and the wandb run's id to status.json.
 """
@@ -14,24 +14,22 @@ also adds the model size and the wandb run's id to status.json.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
-import signal
 import subprocess
-import sys
 import threading
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from phonemlp import helpers
 from phonemlp.records import update_status
 
 log = logging.getLogger("phonemlp")
 
 SUMMARY_KEYS = ("params", "best_dev_acc", "best_epoch", "epochs", "train_frames_per_s")
-REPLY = "phonemlp-tracking "  # the tracking process's answers start with this on its stdout
 
 
 class Tracker:
@@ -40,7 +38,6 @@ class Tracker:
     def __init__(self, cfg: DictConfig, run_dir: Path) -> None:
         self.run_dir = run_dir
         self.process: subprocess.Popen[str] | None = None
-        self.reader: threading.Thread | None = None
         self.failed = False
         self.closed = threading.Event()  # the wandb run is closed (or the process is gone)
         if cfg.wandb.mode == "disabled":
@@ -55,38 +52,24 @@ class Tracker:
             "dir": str(run_dir),
             "config": OmegaConf.to_container(cfg, resolve=True),
         }
-        package_parent = str(Path(__file__).resolve().parents[1])  # found even off sys.path
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-            p for p in (package_parent, os.environ.get("PYTHONPATH")) if p
-        )}  # fmt: skip
         try:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "phonemlp.tracking"], stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE, text=True, env=env,
-            )  # fmt: skip
+            self.process = helpers.start("phonemlp.tracking")
         except OSError as error:
             log.warning(f"wandb: could not start ({error}); the run goes on untracked")
             return
-        self.reader = threading.Thread(target=self._read, args=(settings,), daemon=True)
-        self.reader.start()
+        reader = threading.Thread(target=self._read, args=(self.process, settings), daemon=True)
+        reader.start()
         self._send("init", settings=settings)
 
     def _send(self, op: str, **fields: Any) -> None:
-        if self.process is None or self.process.stdin is None or self.failed:
+        if self.process is None or self.failed:
             return
-        try:
-            self.process.stdin.write(json.dumps({"op": op, **fields}) + "\n")
-            self.process.stdin.flush()
-        except (BrokenPipeError, OSError):
+        if not helpers.send(self.process, op=op, **fields):
             self.failed = True  # the tracking process has gone; its reader says why
 
-    def _read(self, settings: dict[str, Any]) -> None:
+    def _read(self, process: subprocess.Popen[str], settings: dict[str, Any]) -> None:
         """The tracking process's answers: its run's id once started, or why it failed."""
-        assert self.process is not None and self.process.stdout is not None
-        for line in self.process.stdout:
-            if not line.startswith(REPLY):
-                continue  # a stray line printed by wandb
-            answer = json.loads(line[len(REPLY) :])
+        for answer in helpers.answers(process):
             if "started" in answer:
                 group = settings["group"]
                 update_status(self.run_dir, wandb_id=answer["started"], wandb_group=group)
@@ -102,11 +85,11 @@ class Tracker:
             elif "closed" in answer:
                 self.closed.set()  # its files are complete; the process now just exits
         if not self.closed.is_set():  # it ended without closing the run: say how
-            code = self.process.wait()
+            code = process.wait()
             if code != 0 and not self.failed:
                 log.warning(f"wandb: the tracking process ended with status {code}")
             self.closed.set()
-        self.process.wait()  # reap it (the training process does not wait for its exit)
+        process.wait()  # reap it (the training process does not wait for its exit)
 
     def describe(self, params: int) -> None:
         """The model's size, for status.json now and the wandb run's config."""
@@ -158,16 +141,10 @@ def log_reports(run: Any, paths: dict[str, Path]) -> None:
         run.log(logged)
 
 
-def serve(requests: IO[str], replies: IO[str]) -> None:
-    """The tracking process: one wandb run, driven by the JSON lines of `requests`."""
-
-    def reply(**answer: Any) -> None:
-        replies.write(REPLY + json.dumps(answer) + "\n")
-        replies.flush()
-
+def serve(requests: Iterable[dict[str, Any]], reply: Callable[..., None]) -> None:
+    """The tracking process: one wandb run, driven by `requests`."""
     run = None
-    for line in requests:
-        request = json.loads(line)
+    for request in requests:
         op = request.pop("op")
         try:
             if op == "init":
@@ -201,14 +178,9 @@ def serve(requests: IO[str], replies: IO[str]) -> None:
 
 
 if __name__ == "__main__":
-    # The training process decides when to stop: a Ctrl-C or SIGTERM sent to the whole
-    # process group reaches this process too, and must not end the wandb run before the
-    # training process has saved and said how it ended.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    os.nice(10)  # training comes first; wandb (and its wandb-core) takes the spare CPU time
-    answers, sys.stdout = sys.stdout, sys.stderr  # wandb's own prints never reach the pipe
-    serve(sys.stdin, answers)
+    # The training process decides when to stop; training comes first (nice 10): wandb and
+    # its wandb-core take the spare CPU time.
+    serve(*helpers.serve(nice=10))
     # The run is closed: let go of the pipe and the terminal (a `| tee` of the training
     # process ends now) while wandb shuts its service down.
     nowhere = os.open(os.devnull, os.O_WRONLY)

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from runner import summary, train_run
 
+from phonemlp import plots
 from phonemlp.data.corpus import read_split
 from phonemlp.phonemes import CLASSES, INDEX
 from phonemlp.reports import write_reports
@@ -134,3 +135,40 @@ def test_reports_are_logged_to_wandb_as_images_and_tables(tmp_path: Path) -> Non
         assert isinstance(logged[f"reports/{name}_table"], wandb.Table)
     assert len(logged) == 5
     assert logged["reports/confusion_table"].columns == ["true", *CLASSES]
+
+
+def test_plots_are_drawn_by_the_drawing_process_or_here_when_it_has_gone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    labels = np.array([0, 1, 1, 2])
+    history = [{"epoch": 1, "train_loss": 1.0, "train_acc": 0.5, "dev_loss": 1.0, "dev_acc": 0.5}]
+    real = dict(plots.PLOTS)
+
+    def not_here(*args: object) -> None:
+        raise AssertionError("drawn in the run's own process")
+
+    plots.start_drawing()
+    drawer = plots._drawer
+    assert drawer is not None and drawer.poll() is None
+    monkeypatch.setattr(plots, "PLOTS", dict.fromkeys(real, not_here))
+    paths = write_reports(tmp_path / "a", history, labels, np.array([0, 1, 2, 2]))
+    assert_png(paths["confusion.png"])
+    assert_png(paths["learning_curves.png"])
+    assert plots._drawer is drawer  # kept for the next run
+
+    drawer.kill()
+    drawer.wait()
+    monkeypatch.setattr(plots, "PLOTS", real)
+    paths = write_reports(tmp_path / "b", history, labels, np.array([0, 1, 2, 2]))
+    assert_png(paths["confusion.png"])  # drawn here instead
+    assert plots._drawer is None
+    plots.start_drawing()  # the next run starts a new one
+    assert plots._drawer is not None and plots._drawer.poll() is None
+
+
+def test_a_plot_that_fails_in_the_drawing_process_fails_here(tmp_path: Path) -> None:
+    plots.start_drawing()
+    missing = tmp_path / "no such folder" / "confusion.png"
+    with pytest.raises(FileNotFoundError):
+        plots.draw(confusion=(np.eye(40, dtype=int).tolist(), str(missing)))
+    assert plots._drawer is None  # not trusted with the next run's plots

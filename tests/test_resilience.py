@@ -62,16 +62,18 @@ def test_sigkill_mid_epoch_then_resume_replays_exactly(corpus: Path, tmp_path: P
     killed = tmp_path / "killed"
     proc = start_training(killed, f"data.root={corpus}", *STEADY, "wandb.mode=offline")
     wait_for(killed / "checkpoints" / "last.pt", proc)
-    (tracking,) = map(int, Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split())
+    helpers = _helpers(proc.pid)  # wandb's process and the one that draws the reports
+    assert sorted(helpers) == ["phonemlp.plots", "phonemlp.tracking"]
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     state = load_checkpoint(killed)  # complete despite the kill: atomic writes
     assert state["partial_epoch"] is not None and state["epoch"] == 1, "not killed mid-epoch"
-    # wandb's own process saw its pipe close: it closed the wandb run (as failed) and ended
+    # the helpers saw their pipes close and ended; wandb's closed the wandb run (as failed)
     deadline = time.monotonic() + 180
-    while _state(tracking) not in ("Z", "X"):
-        assert time.monotonic() < deadline, "the tracking process outlived the run"
-        time.sleep(0.05)
+    for module, pid in helpers.items():
+        while _state(pid) not in ("Z", "X"):
+            assert time.monotonic() < deadline, f"{module} outlived the run"
+            time.sleep(0.05)
     (log,) = (killed / "wandb").glob("offline-run-*/logs/debug.log")
     assert "finishing run" in log.read_text()
 
@@ -82,6 +84,15 @@ def test_sigkill_mid_epoch_then_resume_replays_exactly(corpus: Path, tmp_path: P
     ours = load_checkpoint(resumed)["model"]
     theirs = load_checkpoint(reference)["model"]
     assert all(torch.equal(ours[key], theirs[key]) for key in theirs)
+
+
+def _helpers(pid: int) -> dict[str, int]:
+    """The helper processes of process `pid`, by module (`python -m MODULE`)."""
+    found = {}
+    for child in map(int, Path(f"/proc/{pid}/task/{pid}/children").read_text().split()):
+        command = Path(f"/proc/{child}/cmdline").read_text().split("\0")
+        found[command[command.index("-m") + 1]] = child
+    return found
 
 
 def _state(pid: int) -> str:

@@ -1,0 +1,74 @@
+"""Helper processes: small Python processes a run starts beside itself (`python -m <module>`),
+so that slow Python work (wandb, matplotlib) runs on another core instead of competing with
+training for the interpreter.
+
+A helper reads requests from its stdin and answers on its stdout, one JSON object a line;
+it ends when its stdin closes, so it never outlives the process that started it (even one
+killed with -9). Its answers start with `REPLY`: a stray line that a library prints is not
+an answer. Ctrl-C and SIGTERM are left to the process that started it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+REPLY = "phonemlp-helper "
+
+
+def start(module: str) -> subprocess.Popen[str]:
+    """Start `python -m module` with pipes for its stdin and stdout (stderr is shared); it
+    finds phonemlp even when the package is only on this process's sys.path (a notebook).
+    Raises OSError when it cannot start."""
+    package_parent = str(Path(__file__).resolve().parents[1])
+    path = os.pathsep.join(p for p in (package_parent, os.environ.get("PYTHONPATH")) if p)
+    return subprocess.Popen(
+        [sys.executable, "-m", module], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        text=True, env={**os.environ, "PYTHONPATH": path},
+    )  # fmt: skip
+
+
+def send(process: subprocess.Popen[str], **request: Any) -> bool:
+    """Send one request; False when the helper has gone."""
+    try:
+        assert process.stdin is not None
+        process.stdin.write(json.dumps(request) + "\n")
+        process.stdin.flush()
+        return True
+    except (BrokenPipeError, OSError, ValueError):  # ValueError: its pipe was closed here
+        return False
+
+
+def answers(process: subprocess.Popen[str]) -> Iterator[dict[str, Any]]:
+    """The helper's answers, as they come, until it closes its stdout."""
+    assert process.stdout is not None
+    for line in process.stdout:
+        if line.startswith(REPLY):
+            yield json.loads(line[len(REPLY) :])
+
+
+def _requests(stream: IO[str]) -> Iterator[dict[str, Any]]:
+    for line in stream:
+        yield json.loads(line)
+
+
+def serve(nice: int) -> tuple[Iterator[dict[str, Any]], Callable[..., None]]:
+    """In the helper: leave Ctrl-C and SIGTERM to the process that started it, lower its
+    priority, and send everything printed to stderr. Returns its requests, as they come
+    until its stdin closes, and a `reply(**answer)` function."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    os.nice(nice)
+    replies, sys.stdout = sys.stdout, sys.stderr
+
+    def reply(**answer: Any) -> None:
+        replies.write(REPLY + json.dumps(answer) + "\n")
+        replies.flush()
+
+    return _requests(sys.stdin), reply
