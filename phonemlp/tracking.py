@@ -20,12 +20,13 @@ import subprocess
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
-
-from omegaconf import DictConfig, OmegaConf
+from typing import TYPE_CHECKING, Any
 
 from phonemlp import helpers
 from phonemlp.records import update_status
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 log = logging.getLogger("phonemlp")
 
@@ -42,6 +43,8 @@ class Tracker:
         self.closed = threading.Event()  # the wandb run is closed (or the process is gone)
         if cfg.wandb.mode == "disabled":
             return
+        from omegaconf import OmegaConf
+
         settings = {
             "mode": cfg.wandb.mode,
             "project": cfg.wandb.project,
