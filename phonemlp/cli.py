@@ -7,11 +7,9 @@ before the command has parsed its arguments, so `--help` returns at once.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,37 +27,18 @@ def train() -> None:
     _hydra_app("phonemlp-train", "config", _train_job)
 
 
-@contextlib.contextmanager
-def _quick_exit() -> Iterator[None]:
-    """End the process as soon as the command is done: every file it writes is complete
-    (written, fsynced, renamed, closed) and the wandb run is finished by then, so the
-    interpreter's teardown of torch and friends (over a second) buys nothing."""
-    code = 0
-    try:
-        yield
-    except SystemExit as stop:
-        code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
-        if not isinstance(stop.code, int | None):
-            print(stop.code, file=sys.stderr)
-    for handler in logging.getLogger().handlers + log.handlers:
-        handler.flush()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
-
-
 def _hydra_app(program: str, config_name: str, task: Any) -> None:
     """Run `task` as Hydra's app for `program`. A problem the user can fix (a misspelt key, a
     wrong type, an unknown group option, a bad setting) ends as one line and exit status 2:
     Hydra hands its own errors on (HYDRA_FULL_ERROR) instead of printing several lines."""
-    from phonemlp.errors import exit_on_user_error
+    from phonemlp.errors import exit_on_user_error, quick_exit
 
     if any(a in ("-h", "--help", "--hydra-help", "-c", "--cfg", "-i", "--info") for a in sys.argv):
         import signal  # printing only: end quietly if the reader stops early (| head)
 
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")
-    with _quick_exit(), exit_on_user_error(program):
+    with quick_exit(), exit_on_user_error(program):
         hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name=config_name)(task)()
 
 

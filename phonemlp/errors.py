@@ -1,6 +1,8 @@
-"""The one exception type for problems a user can fix (bad data, bad settings)."""
+"""The one exception type for problems a user can fix (bad data, bad settings), and how a
+command ends."""
 
 import contextlib
+import logging
 import os
 import re
 import sys
@@ -57,3 +59,22 @@ def exit_on_user_error(program: str) -> Iterator[None]:
             raise
         print(f"{program}: error: {message}", file=sys.stderr, flush=True)
         sys.exit(2)
+
+
+@contextlib.contextmanager
+def quick_exit() -> Iterator[None]:
+    """End the process as soon as the work inside is done (with its exit status): every file
+    phonemlp writes is complete by then (written, fsynced, renamed, closed) and the wandb run
+    closed, so the interpreter's teardown of torch and friends (over a second) buys nothing."""
+    code = 0
+    try:
+        yield
+    except SystemExit as stop:
+        code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+        if not isinstance(stop.code, int | None):
+            print(stop.code, file=sys.stderr)
+    for handler in logging.getLogger().handlers + logging.getLogger("phonemlp").handlers:
+        handler.flush()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -9,8 +9,6 @@ finite-loss check), when saving, and at the end of the epoch.
 from __future__ import annotations
 
 import math
-import signal
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +27,7 @@ from phonemlp.optim import build_optimizer
 from phonemlp.progress import progress_bar
 from phonemlp.runtime import autocast
 from phonemlp.schedule import Schedule
+from phonemlp.stopping import StopOnSignal
 
 SYNC_EVERY = 50  # batches between the host's reads of the running loss (bar, finite check)
 
@@ -212,44 +211,6 @@ def symmetric_kl(logits: torch.Tensor, twin: torch.Tensor) -> torch.Tensor:
     forward = F.kl_div(log_q, log_p, log_target=True, reduction="batchmean")
     backward = F.kl_div(log_p, log_q, log_target=True, reduction="batchmean")
     return (forward + backward) / 2
-
-
-class StopOnSignal:
-    """Turn SIGINT/SIGTERM into a flag the loop checks after each batch (main thread only).
-
-    A signal that came too late for the run to act on it (during the last dev pass, or just
-    before a search's pruner stopped the run) stays on record in `StopOnSignal.received`, so
-    that a caller running several trainings (a search worker) stops after this one."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-    received = 0  # the last signal any run of this process received
-
-    def __init__(self) -> None:
-        self.signal_number = 0
-        self.previous: dict[int, Any] = {}
-
-    @property
-    def signal_name(self) -> str:
-        return signal.Signals(self.signal_number).name
-
-    def __bool__(self) -> bool:
-        return self.signal_number != 0
-
-    def _handle(self, number: int, frame: Any) -> None:
-        if self.signal_number:  # a second Ctrl-C: stop now
-            raise KeyboardInterrupt
-        self.signal_number = StopOnSignal.received = number
-        print(f"\n{signal.Signals(number).name}: saving checkpoints/last.pt after this batch")
-
-    def __enter__(self) -> StopOnSignal:
-        if threading.current_thread() is threading.main_thread():
-            for number in self.SIGNALS:
-                self.previous[number] = signal.signal(number, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for number, handler in self.previous.items():
-            signal.signal(number, handler)
 
 
 class EpochTotals:

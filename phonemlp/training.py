@@ -17,12 +17,13 @@ from omegaconf import DictConfig, OmegaConf
 from phonemlp.checkpoint import Checkpoints, adopt_run
 from phonemlp.data.splits import TrainingData, load_training_data, locate_data
 from phonemlp.evaluate import evaluate
-from phonemlp.loop import StopOnSignal, Trainer, train_epoch
+from phonemlp.loop import Trainer, train_epoch
 from phonemlp.model import build_model
 from phonemlp.phonemes import CLASSES, NUM_CLASSES
 from phonemlp.records import print_summary, write_metrics, write_summary
 from phonemlp.reports import write_best_model_reports
 from phonemlp.runtime import choose_precision, configure, resolve_device, seed_everything
+from phonemlp.stopping import StopOnSignal
 from phonemlp.tracking import Tracker
 
 log = logging.getLogger("phonemlp")

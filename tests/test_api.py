@@ -75,7 +75,7 @@ def test_a_signal_the_run_could_not_act_on_stays_on_record(corpus: Path, tmp_pat
     import os
     import signal
 
-    from phonemlp.loop import StopOnSignal
+    from phonemlp.stopping import StopOnSignal
 
     def late_signal(epoch: int, row: dict) -> None:
         os.kill(os.getpid(), signal.SIGTERM)  # handled by the run's own StopOnSignal

@@ -16,11 +16,11 @@ from typing import Any, TextIO
 
 from optuna.trial import Trial, TrialState
 
-from phonemlp.errors import RunPruned, user_error_message
-from phonemlp.loop import StopOnSignal
+from phonemlp.errors import RunPruned, quick_exit, user_error_message
 from phonemlp.search.settings import SearchSettings
 from phonemlp.search.space import override
 from phonemlp.search.study import SearchStudy
+from phonemlp.stopping import StopOnSignal
 
 POLL_S = 2.0  # how often an idle worker looks again while others still run trials
 BEAT_S = 30.0  # how often a worker tells the study it still runs its trial
@@ -188,5 +188,7 @@ def worker_main(payload: dict[str, Any], index: int, local: bool, env: dict[str,
 
 
 def process_main(payload: dict[str, Any], index: int, env: dict[str, str]) -> None:
-    """multiprocessing's target for a local worker."""
-    sys.exit(worker_main(payload, index, True, env))
+    """multiprocessing's target for a local worker (it ends without the interpreter's
+    teardown: the command is waiting)."""
+    with quick_exit():
+        sys.exit(worker_main(payload, index, True, env))
