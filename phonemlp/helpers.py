@@ -10,6 +10,7 @@ an answer. Ctrl-C and SIGTERM are left to the process that started it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -65,10 +66,11 @@ def serve(nice: int) -> tuple[Iterator[dict[str, Any]], Callable[..., None]]:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     os.nice(nice)
-    replies, sys.stdout = sys.stdout, sys.stderr
+    replies = sys.stdout.fileno()  # written unbuffered: nothing is left to flush at exit
+    sys.stdout = sys.stderr
 
     def reply(**answer: Any) -> None:
-        replies.write(REPLY + json.dumps(answer) + "\n")
-        replies.flush()
+        with contextlib.suppress(OSError):  # the process that started it has gone
+            os.write(replies, (REPLY + json.dumps(answer) + "\n").encode())
 
     return _requests(sys.stdin), reply
