@@ -65,7 +65,8 @@ def serve(nice: int) -> tuple[Iterator[dict[str, Any]], Callable[..., None]]:
     until its stdin closes, and a `reply(**answer)` function."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    os.nice(nice)
+    if hasattr(os, "nice"):  # (not on Windows)
+        os.nice(nice)
     replies = sys.stdout.fileno()  # written unbuffered: nothing is left to flush at exit
     sys.stdout = sys.stderr
 
