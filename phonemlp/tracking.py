@@ -6,9 +6,9 @@ work) run beside training on another core instead of competing with it for the i
 The run closes its wandb run when it ends, normally or not; if the training process dies
 without a word (kill -9), the tracking process sees its pipe close and closes the wandb run
 as failed. Ctrl-C and SIGTERM are left to the training process, which saves and then closes
-the wandb run itself. In a
-Hydra sweep the runs are grouped by the sweep folder (unless wandb.group is set). The tracker
-also adds the model size and the wandb run's id to status.json.
+the wandb run itself. In a Hydra sweep the runs are grouped by the sweep folder (unless
+wandb.group is set). The tracker also adds the model size and the wandb run's id to
+status.json.
 """
 
 from __future__ import annotations
