@@ -27,12 +27,25 @@ def start(module: str) -> subprocess.Popen[str]:
     """Start `python -m module` with pipes for its stdin and stdout (stderr is shared); it
     finds phonemlp even when the package is only on this process's sys.path (a notebook).
     Raises OSError when it cannot start."""
+    env = dict(os.environ)
     package_parent = str(Path(__file__).resolve().parents[1])
-    path = os.pathsep.join(p for p in (package_parent, os.environ.get("PYTHONPATH")) if p)
+    if package_parent not in _site_folders():  # a checkout or a notebook's path: say where
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
     return subprocess.Popen(
         [sys.executable, "-m", module], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        text=True, env={**os.environ, "PYTHONPATH": path},
+        text=True, env=env,
     )  # fmt: skip
+
+
+def _site_folders() -> set[str]:
+    """Where installed packages live; never put on PYTHONPATH (ahead of the standard
+    library, where a same-named module would shadow it)."""
+    import site
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    folders = {paths["purelib"], paths["platlib"], *site.getsitepackages()}
+    return {str(Path(folder).resolve()) for folder in [*folders, site.getusersitepackages()]}
 
 
 def send(process: subprocess.Popen[str], **request: Any) -> bool:
